@@ -1,0 +1,44 @@
+# envelope: end-to-end payload encryption for Temporal.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+FUZZTIME ?= 10s
+PKGS := ./...
+
+.PHONY: all build tools test unit fuzz bench lint demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/codec-server ./cmd/codec-server
+
+## tools: build the real Temporal CLI and Vault into bin/, install chromium (once)
+tools:
+	./scripts/tools.sh
+
+## test: vet, race tests (unit and integration against real components), short fuzz runs
+test: tools build
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+	$(MAKE) fuzz
+
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyFile$$' -fuzztime $(FUZZTIME) ./keyring
+
+## bench: the benchmarks behind BENCHMARKS.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./codec ./codecserver
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+## demo: Temporal dev server + UI, the codec server on its embedded default, worker and starter
+demo: tools build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin .data artifacts

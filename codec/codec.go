@@ -1,0 +1,372 @@
+package codec
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/envelopecodec/envelope/codec/internal/envelope"
+	"github.com/envelopecodec/envelope/keyring"
+)
+
+// Errors for payloads that claim to be sealed by this codec but cannot be
+// opened. Errors from the keyring (keyring.ErrUnknownKey,
+// keyring.ErrUnavailable, ...) are passed through wrapped. Test with
+// [errors.Is].
+var (
+	// ErrMalformed means a sealed payload's metadata or data is missing,
+	// truncated or out of bounds.
+	ErrMalformed = envelope.ErrMalformed
+	// ErrUnsupported means a payload says it is encrypted but names no
+	// format, or a format version this codec does not know.
+	ErrUnsupported = envelope.ErrUnsupported
+	// ErrDecrypt means authentication failed: the data or the metadata it
+	// is bound to was changed, or the data key is not the one it was sealed
+	// with. A wrong key and tampering are deliberately indistinguishable.
+	ErrDecrypt = envelope.ErrDecrypt
+)
+
+// Defaults for [Options].
+const (
+	DefaultNamespace       = "default"
+	DefaultDataKeyMaxUses  = 1 << 20
+	DefaultDataKeyMaxAge   = time.Hour
+	DefaultDecodeCacheSize = 1024
+)
+
+// parallelThreshold is the batch size from which Decode opens payloads on
+// several goroutines.
+const parallelThreshold = 64
+
+// Options configures a [Codec]. All fields are optional.
+type Options struct {
+	// Namespace is the Temporal namespace assumed when the caller names
+	// none (no serialization context). Default: "default".
+	Namespace string
+
+	// DataKeyMaxUses bounds how many payloads are sealed under one data key
+	// before a new one is requested. Default: 2^20 (see docs/FORMAT.md for
+	// why this keeps random-nonce collisions negligible).
+	DataKeyMaxUses int
+
+	// DataKeyMaxAge bounds how long one data key is used for sealing.
+	// Default: one hour.
+	DataKeyMaxAge time.Duration
+
+	// DecodeCacheSize is the number of unwrapped data keys kept for
+	// decoding, least recently used first out. Default: 1024.
+	DecodeCacheSize int
+
+	// Concurrency bounds the goroutines one large Decode uses.
+	// Default: runtime.GOMAXPROCS(0).
+	Concurrency int
+
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+}
+
+// Codec is a converter.PayloadCodec that seals payloads with AES-256-GCM
+// under data keys wrapped by a keyring. It is safe for concurrent use.
+type Codec struct {
+	core      *core
+	namespace string
+}
+
+var (
+	_ converter.PayloadCodec                         = (*Codec)(nil)
+	_ converter.PayloadCodecWithSerializationContext = (*Codec)(nil)
+)
+
+// core is shared by a Codec and the namespace-bound Codecs derived from it.
+type core struct {
+	kr   keyring.Keyring
+	opts Options
+
+	encMu sync.Mutex
+	enc   map[string]*sealKey // by namespace
+
+	dec *lru.Cache[string, *openKey]
+}
+
+// sealKey is a cached data key for encoding.
+type sealKey struct {
+	aead    cipher.AEAD
+	aad     []byte
+	md      envelope.Metadata
+	expires time.Time
+	uses    atomic.Int64
+}
+
+// openKey is a cached data key for decoding.
+type openKey struct {
+	aead cipher.AEAD
+	aad  []byte
+}
+
+// New returns a Codec that takes its keys from kr.
+func New(kr keyring.Keyring, opts Options) (*Codec, error) {
+	if kr == nil {
+		return nil, errors.New("codec: nil keyring")
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
+	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.Concurrency < 0 {
+		return nil, errors.New("codec: negative option")
+	}
+	if opts.DataKeyMaxUses == 0 {
+		opts.DataKeyMaxUses = DefaultDataKeyMaxUses
+	}
+	if opts.DataKeyMaxAge == 0 {
+		opts.DataKeyMaxAge = DefaultDataKeyMaxAge
+	}
+	if opts.DecodeCacheSize == 0 {
+		opts.DecodeCacheSize = DefaultDecodeCacheSize
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cache, err := lru.New[string, *openKey](opts.DecodeCacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("codec: %w", err)
+	}
+	c := &core{kr: kr, opts: opts, enc: make(map[string]*sealKey), dec: cache}
+	return &Codec{core: c, namespace: opts.Namespace}, nil
+}
+
+// Namespace returns the namespace this Codec chooses keys for.
+func (c *Codec) Namespace() string { return c.namespace }
+
+// ForNamespace returns a Codec that shares c's keyring and caches and
+// chooses keys for namespace. An empty namespace returns c.
+func (c *Codec) ForNamespace(namespace string) *Codec {
+	if namespace == "" || namespace == c.namespace {
+		return c
+	}
+	return &Codec{core: c.core, namespace: namespace}
+}
+
+// WithSerializationContext implements
+// converter.PayloadCodecWithSerializationContext: the SDK tells the codec
+// which namespace the payloads belong to. Contexts without a namespace
+// (Nexus) keep the codec's namespace.
+func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
+	switch s := sc.(type) {
+	case converter.WorkflowSerializationContext:
+		return c.ForNamespace(s.Namespace)
+	case converter.ActivitySerializationContext:
+		return c.ForNamespace(s.Namespace)
+	}
+	return c
+}
+
+// Encode implements converter.PayloadCodec.
+func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return c.EncodeContext(context.Background(), payloads)
+}
+
+// Decode implements converter.PayloadCodec.
+func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return c.DecodeContext(context.Background(), payloads)
+}
+
+// EncodeContext seals every payload under the namespace's current data key.
+// Payloads that are already sealed are returned unchanged, never sealed
+// twice. The input is not modified.
+func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	var key *sealKey
+	for i, p := range payloads {
+		if p == nil || envelope.IsSealed(p) {
+			out[i] = p
+			continue
+		}
+		if key == nil || key.uses.Add(1) > int64(c.core.opts.DataKeyMaxUses) {
+			var err error
+			if key, err = c.core.sealKey(ctx, c.namespace); err != nil {
+				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
+			}
+		}
+		data, err := envelope.Seal(key.aead, key.aad, p)
+		if err != nil {
+			return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
+		}
+		out[i] = &commonpb.Payload{Metadata: key.md.Map(), Data: data}
+	}
+	return out, nil
+}
+
+// sealKey returns a data key for sealing one payload, counting the use. It
+// asks the keyring for a new key when the cached one is used up or too old.
+func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) {
+	c.encMu.Lock()
+	defer c.encMu.Unlock()
+	now := c.opts.Now()
+	if k := c.enc[namespace]; k != nil && now.Before(k.expires) && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
+		return k, nil
+	}
+	dk, err := c.kr.NewDataKey(ctx, namespace)
+	if err != nil {
+		delete(c.enc, namespace)
+		return nil, fmt.Errorf("new data key for namespace %q: %w", namespace, err)
+	}
+	aead, err := newGCM(dk.Key)
+	if err != nil {
+		return nil, err
+	}
+	k := &sealKey{
+		aead:    aead,
+		aad:     envelope.AAD(dk.KeyID, dk.Wrapped),
+		md:      envelope.NewMetadata(dk.KeyID, dk.Wrapped),
+		expires: now.Add(c.opts.DataKeyMaxAge),
+	}
+	k.uses.Store(1)
+	c.enc[namespace] = k
+	return k, nil
+}
+
+func newGCM(key keyring.Secret) (cipher.AEAD, error) {
+	if key.Len() != keyring.DataKeySize {
+		return nil, fmt.Errorf("data key is %d bytes, want %d", key.Len(), keyring.DataKeySize)
+	}
+	block, err := aes.NewCipher(key.UnsafeBytes())
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// DecodeContext opens every payload this codec sealed and returns all other
+// payloads unchanged. If any sealed payload fails, it returns an error naming
+// the payload's index and the reason, and no payloads. Data keys that are not
+// cached are unwrapped in a single keyring call; large batches are opened on
+// up to Options.Concurrency goroutines. The input is not modified.
+func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	keys := make([]*openKey, len(payloads))
+	var missing []keyring.WrappedKey
+	var missingAt map[string][]int
+	for i, p := range payloads {
+		if !envelope.IsSealed(p) {
+			continue
+		}
+		h, err := envelope.ParseHeader(p)
+		if err != nil {
+			return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
+		}
+		ck := cacheKey(c.namespace, h)
+		if k, ok := c.core.dec.Get(ck); ok {
+			keys[i] = k
+			continue
+		}
+		if missingAt == nil {
+			missingAt = make(map[string][]int)
+		}
+		if _, seen := missingAt[ck]; !seen {
+			missing = append(missing, keyring.WrappedKey{KeyID: h.KeyID, Wrapped: h.Wrapped})
+		}
+		missingAt[ck] = append(missingAt[ck], i)
+	}
+	if len(missing) > 0 {
+		secrets, err := c.core.kr.UnwrapDataKeys(ctx, c.namespace, missing)
+		if err != nil {
+			return nil, fmt.Errorf("codec: decode payload %d: unwrap data key: %w", firstIndex(missingAt, c.namespace, missing), err)
+		}
+		if len(secrets) != len(missing) {
+			return nil, fmt.Errorf("codec: keyring returned %d data keys, want %d", len(secrets), len(missing))
+		}
+		for j, w := range missing {
+			ck := cacheKey(c.namespace, envelope.Header{KeyID: w.KeyID, Wrapped: w.Wrapped})
+			aead, err := newGCM(secrets[j])
+			if err != nil {
+				return nil, fmt.Errorf("codec: decode payload %d: %w", missingAt[ck][0], err)
+			}
+			k := &openKey{aead: aead, aad: envelope.AAD(w.KeyID, w.Wrapped)}
+			c.core.dec.Add(ck, k)
+			for _, i := range missingAt[ck] {
+				keys[i] = k
+			}
+		}
+	}
+	out := make([]*commonpb.Payload, len(payloads))
+	open := func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			if keys[i] == nil {
+				out[i] = payloads[i]
+				continue
+			}
+			p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
+			if err != nil {
+				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, payloads[i].GetMetadata()[envelope.MetadataKeyID], err)
+			}
+			out[i] = p
+		}
+		return nil
+	}
+	if err := c.core.parallel(len(payloads), open); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parallel runs fn over [0,n) in chunks on up to Concurrency goroutines and
+// returns the error of the lowest failing chunk.
+func (c *core) parallel(n int, fn func(lo, hi int) error) error {
+	workers := c.opts.Concurrency
+	if n < parallelThreshold || workers <= 1 {
+		return fn(0, n)
+	}
+	if workers > n/16 {
+		workers = n / 16
+	}
+	chunk := (n + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+	return firstErr(errs)
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cacheKey(namespace string, h envelope.Header) string {
+	return namespace + "\x00" + h.KeyID + "\x00" + string(h.Wrapped)
+}
+
+func firstIndex(at map[string][]int, namespace string, missing []keyring.WrappedKey) int {
+	first := -1
+	for _, w := range missing {
+		for _, i := range at[cacheKey(namespace, envelope.Header{KeyID: w.KeyID, Wrapped: w.Wrapped})] {
+			if first < 0 || i < first {
+				first = i
+			}
+		}
+	}
+	return first
+}

@@ -1,0 +1,180 @@
+// Package envelope holds the byte format of sealed payloads: the metadata
+// keys, the additional data and the layout of the data field. docs/FORMAT.md
+// describes the same format in prose.
+package envelope
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Metadata keys and values of a sealed payload.
+const (
+	MetadataEncoding   = "encoding"
+	EncodingEncrypted  = "binary/encrypted"
+	MetadataKeyID      = "encryption-key-id"
+	MetadataWrappedKey = "encryption-wrapped-key"
+	MetadataFormat     = "encryption-format"
+	FormatV1           = "envelope/v1"
+)
+
+// Sizes of the data field's parts, and bounds on metadata fields.
+const (
+	NonceSize = 12
+	TagSize   = 16
+	// Overhead is what sealing adds to the marshalled payload.
+	Overhead = NonceSize + TagSize
+	// MaxKeyIDLen and MaxWrappedKeyLen bound the metadata a sealed payload
+	// may carry; longer values are refused before any key service is asked.
+	MaxKeyIDLen      = 512
+	MaxWrappedKeyLen = 4096
+)
+
+// aadLabel starts the additional data of every v1 payload.
+const aadLabel = "temporal-envelope/v1\x00"
+
+// Errors for payloads that claim to be sealed but cannot be opened.
+var (
+	ErrMalformed   = errors.New("malformed encrypted payload")
+	ErrUnsupported = errors.New("unsupported encryption format")
+	ErrDecrypt     = errors.New("payload does not decrypt: tampered, truncated or sealed under another key")
+)
+
+// Header is what a sealed payload's metadata says about its key.
+type Header struct {
+	KeyID   string
+	Wrapped []byte
+}
+
+// IsSealed reports whether p says it is an encrypted payload.
+func IsSealed(p *commonpb.Payload) bool {
+	return p != nil && string(p.GetMetadata()[MetadataEncoding]) == EncodingEncrypted
+}
+
+// ParseHeader reads and checks the metadata of a sealed payload. It does not
+// touch the data.
+func ParseHeader(p *commonpb.Payload) (Header, error) {
+	md := p.GetMetadata()
+	format, ok := md[MetadataFormat]
+	if !ok {
+		return Header{}, fmt.Errorf("%w: no %s metadata (not an envelope payload; perhaps sealed by a static-key sample codec)", ErrUnsupported, MetadataFormat)
+	}
+	if string(format) != FormatV1 {
+		return Header{}, fmt.Errorf("%w: %s is %q, want %q", ErrUnsupported, MetadataFormat, truncate(format), FormatV1)
+	}
+	keyID, ok := md[MetadataKeyID]
+	switch {
+	case !ok || len(keyID) == 0:
+		return Header{}, fmt.Errorf("%w: missing %s", ErrMalformed, MetadataKeyID)
+	case len(keyID) > MaxKeyIDLen:
+		return Header{}, fmt.Errorf("%w: %s is %d bytes, at most %d allowed", ErrMalformed, MetadataKeyID, len(keyID), MaxKeyIDLen)
+	}
+	wrapped, ok := md[MetadataWrappedKey]
+	switch {
+	case !ok || len(wrapped) == 0:
+		return Header{}, fmt.Errorf("%w: missing %s", ErrMalformed, MetadataWrappedKey)
+	case len(wrapped) > MaxWrappedKeyLen:
+		return Header{}, fmt.Errorf("%w: %s is %d bytes, at most %d allowed", ErrMalformed, MetadataWrappedKey, len(wrapped), MaxWrappedKeyLen)
+	}
+	if len(p.GetData()) < Overhead {
+		return Header{}, fmt.Errorf("%w: data is %d bytes, at least %d needed", ErrMalformed, len(p.GetData()), Overhead)
+	}
+	return Header{KeyID: string(keyID), Wrapped: wrapped}, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 32 {
+		return string(b[:32]) + "..."
+	}
+	return string(b)
+}
+
+// AAD returns the additional data that binds a payload to its format
+// version, key ID and wrapped data key:
+//
+//	"temporal-envelope/v1" 0x00 ‖ uint32be(len(keyID)) ‖ keyID ‖ uint32be(len(wrapped)) ‖ wrapped
+func AAD(keyID string, wrapped []byte) []byte {
+	b := make([]byte, 0, len(aadLabel)+8+len(keyID)+len(wrapped))
+	b = append(b, aadLabel...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(keyID)))
+	b = append(b, keyID...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(wrapped)))
+	b = append(b, wrapped...)
+	return b
+}
+
+// Metadata returns the metadata of a sealed payload. The byte slices are
+// shared by every payload sealed under the same data key.
+type Metadata struct {
+	keyID, wrapped []byte
+}
+
+// NewMetadata prepares the metadata values for a data key.
+func NewMetadata(keyID string, wrapped []byte) Metadata {
+	return Metadata{keyID: []byte(keyID), wrapped: append([]byte(nil), wrapped...)}
+}
+
+var (
+	encodingValue = []byte(EncodingEncrypted)
+	formatValue   = []byte(FormatV1)
+)
+
+// Map returns a fresh metadata map for one sealed payload.
+func (m Metadata) Map() map[string][]byte {
+	return map[string][]byte{
+		MetadataEncoding:   encodingValue,
+		MetadataFormat:     formatValue,
+		MetadataKeyID:      m.keyID,
+		MetadataWrappedKey: m.wrapped,
+	}
+}
+
+// Seal marshals p and seals it under aead with a random nonce from
+// crypto/rand, returning nonce ‖ ciphertext ‖ tag.
+func Seal(aead cipher.AEAD, aad []byte, p *commonpb.Payload) ([]byte, error) {
+	return SealWithNonce(aead, aad, p, rand.Reader)
+}
+
+// SealWithNonce is Seal with the nonce read from r. Only use this with
+// crypto/rand outside of tests: a repeated nonce under one key breaks
+// AES-GCM.
+func SealWithNonce(aead cipher.AEAD, aad []byte, p *commonpb.Payload, r io.Reader) ([]byte, error) {
+	opts := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+	size := opts.Size(p)
+	buf := make([]byte, NonceSize, NonceSize+size+TagSize)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("read nonce: %w", err)
+	}
+	buf, err := opts.MarshalAppend(buf, p)
+	if err != nil {
+		return nil, fmt.Errorf("marshal payload: %w", err)
+	}
+	// Seal in place: the ciphertext overwrites the marshalled payload.
+	ct := aead.Seal(buf[NonceSize:NonceSize], buf[:NonceSize], buf[NonceSize:], aad)
+	return buf[:NonceSize+len(ct)], nil
+}
+
+// Open opens the data of a sealed payload and unmarshals the original
+// payload. Any failure returns ErrDecrypt or ErrMalformed; nothing is
+// returned half-decrypted. data is not modified.
+func Open(aead cipher.AEAD, aad, data []byte) (*commonpb.Payload, error) {
+	if len(data) < Overhead {
+		return nil, fmt.Errorf("%w: data is %d bytes, at least %d needed", ErrMalformed, len(data), Overhead)
+	}
+	pt, err := aead.Open(nil, data[:NonceSize], data[NonceSize:], aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	p := &commonpb.Payload{}
+	if err := proto.Unmarshal(pt, p); err != nil {
+		return nil, fmt.Errorf("%w: decrypted bytes are not a payload", ErrMalformed)
+	}
+	return p, nil
+}
