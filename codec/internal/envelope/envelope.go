@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -146,7 +148,7 @@ func Seal(aead cipher.AEAD, aad []byte, p *commonpb.Payload) ([]byte, error) {
 // crypto/rand outside of tests: a repeated nonce under one key breaks
 // AES-GCM.
 func SealWithNonce(aead cipher.AEAD, aad []byte, p *commonpb.Payload, r io.Reader) ([]byte, error) {
-	opts := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+	opts := proto.MarshalOptions{UseCachedSize: true}
 	size := opts.Size(p)
 	buf := make([]byte, NonceSize, NonceSize+size+TagSize)
 	if _, err := io.ReadFull(r, buf); err != nil {
@@ -172,9 +174,87 @@ func Open(aead cipher.AEAD, aad, data []byte) (*commonpb.Payload, error) {
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	p := &commonpb.Payload{}
-	if err := proto.Unmarshal(pt, p); err != nil {
+	p, err := UnmarshalPayload(pt)
+	if err != nil {
 		return nil, fmt.Errorf("%w: decrypted bytes are not a payload", ErrMalformed)
 	}
 	return p, nil
+}
+
+// UnmarshalPayload unmarshals a Payload whose byte slices alias b, which
+// the caller hands over: decryption already allocated b, and copying every
+// payload's data a second time would double decode's memory traffic. Only
+// metadata (field 1) and data (field 2) are read this way; anything else
+// (external payload details, unknown fields) falls back to proto.Unmarshal,
+// so the result is always what proto.Unmarshal returns.
+func UnmarshalPayload(b []byte) (*commonpb.Payload, error) {
+	if p, ok := unmarshalFast(b); ok {
+		return p, nil
+	}
+	p := &commonpb.Payload{}
+	if err := proto.Unmarshal(b, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func unmarshalFast(b []byte) (*commonpb.Payload, bool) {
+	p := &commonpb.Payload{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return nil, false
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			key, val, ok := unmarshalEntry(v)
+			if !ok {
+				return nil, false
+			}
+			if p.Metadata == nil {
+				p.Metadata = make(map[string][]byte, 4)
+			}
+			p.Metadata[key] = val
+		case 2:
+			p.Data = v[:len(v):len(v)]
+		default:
+			return nil, false
+		}
+	}
+	return p, true
+}
+
+// unmarshalEntry reads one map<string, bytes> entry.
+func unmarshalEntry(b []byte) (key string, val []byte, ok bool) {
+	val = []byte{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return "", nil, false
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return "", nil, false
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			if !utf8.Valid(v) {
+				return "", nil, false
+			}
+			key = string(v)
+		case 2:
+			val = v[:len(v):len(v)]
+		default:
+			return "", nil, false
+		}
+	}
+	return key, val, true
 }
