@@ -1,11 +1,13 @@
 package codec
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -95,7 +97,8 @@ type core struct {
 	encMu sync.Mutex
 	enc   map[string]*sealKey // by namespace
 
-	dec *lru.Cache[string, *openKey]
+	dec  *lru.Cache[uint64, *openKey] // by core.hash
+	seed maphash.Seed
 }
 
 // sealKey is a cached data key for encoding.
@@ -107,10 +110,13 @@ type sealKey struct {
 	uses    atomic.Int64
 }
 
-// openKey is a cached data key for decoding.
+// openKey is a cached data key for decoding, with what identifies it.
 type openKey struct {
-	aead cipher.AEAD
-	aad  []byte
+	aead      cipher.AEAD
+	aad       []byte
+	namespace string
+	keyID     string
+	wrapped   []byte
 }
 
 // New returns a Codec that takes its keys from kr.
@@ -139,11 +145,11 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	cache, err := lru.New[string, *openKey](opts.DecodeCacheSize)
+	cache, err := lru.New[uint64, *openKey](opts.DecodeCacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
-	c := &core{kr: kr, opts: opts, enc: make(map[string]*sealKey), dec: cache}
+	c := &core{kr: kr, opts: opts, enc: make(map[string]*sealKey), dec: cache, seed: maphash.MakeSeed()}
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
 
@@ -256,8 +262,10 @@ func newGCM(key keyring.Secret) (cipher.AEAD, error) {
 // up to Options.Concurrency goroutines. The input is not modified.
 func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	keys := make([]*openKey, len(payloads))
-	var missing []keyring.WrappedKey
-	var missingAt map[string][]int
+	var missing []*pendingKey
+	var prev *envelope.Header
+	var prevKey *openKey
+	var prevPending *pendingKey
 	for i, p := range payloads {
 		if !envelope.IsSealed(p) {
 			continue
@@ -266,38 +274,37 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
 		}
-		ck := cacheKey(c.namespace, h)
-		if k, ok := c.core.dec.Get(ck); ok {
-			keys[i] = k
+		// Payloads of one history mostly share a data key: compare with the
+		// previous sealed payload before hashing.
+		if prev != nil && h.Same(*prev) {
+			if prevKey != nil {
+				keys[i] = prevKey
+			} else {
+				prevPending.at = append(prevPending.at, i)
+			}
 			continue
 		}
-		if missingAt == nil {
-			missingAt = make(map[string][]int)
+		prev, prevKey, prevPending = &h, nil, nil
+		hash := c.core.hash(c.namespace, h)
+		if k, ok := c.core.dec.Get(hash); ok && k.matches(c.namespace, h) {
+			keys[i], prevKey = k, k
+			continue
 		}
-		if _, seen := missingAt[ck]; !seen {
-			missing = append(missing, keyring.WrappedKey{KeyID: h.KeyID, Wrapped: h.Wrapped})
+		for _, m := range missing {
+			if m.hash == hash && m.h.Same(h) {
+				prevPending = m
+				break
+			}
 		}
-		missingAt[ck] = append(missingAt[ck], i)
+		if prevPending == nil {
+			prevPending = &pendingKey{hash: hash, h: h}
+			missing = append(missing, prevPending)
+		}
+		prevPending.at = append(prevPending.at, i)
 	}
 	if len(missing) > 0 {
-		secrets, err := c.core.kr.UnwrapDataKeys(ctx, c.namespace, missing)
-		if err != nil {
-			return nil, fmt.Errorf("codec: decode payload %d: unwrap data key: %w", firstIndex(missingAt, c.namespace, missing), err)
-		}
-		if len(secrets) != len(missing) {
-			return nil, fmt.Errorf("codec: keyring returned %d data keys, want %d", len(secrets), len(missing))
-		}
-		for j, w := range missing {
-			ck := cacheKey(c.namespace, envelope.Header{KeyID: w.KeyID, Wrapped: w.Wrapped})
-			aead, err := newGCM(secrets[j])
-			if err != nil {
-				return nil, fmt.Errorf("codec: decode payload %d: %w", missingAt[ck][0], err)
-			}
-			k := &openKey{aead: aead, aad: envelope.AAD(w.KeyID, w.Wrapped)}
-			c.core.dec.Add(ck, k)
-			for _, i := range missingAt[ck] {
-				keys[i] = k
-			}
+		if err := c.unwrap(ctx, missing, keys); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]*commonpb.Payload, len(payloads))
@@ -309,7 +316,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			}
 			p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
 			if err != nil {
-				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, payloads[i].GetMetadata()[envelope.MetadataKeyID], err)
+				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
 			}
 			out[i] = p
 		}
@@ -321,15 +328,58 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 	return out, nil
 }
 
+// pendingKey is a wrapped data key a decode still needs, and the payloads
+// that need it.
+type pendingKey struct {
+	hash uint64
+	h    envelope.Header
+	at   []int
+}
+
+// unwrap unwraps the missing data keys in one keyring call, caches them and
+// fills in keys.
+func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openKey) error {
+	req := make([]keyring.WrappedKey, len(missing))
+	for j, m := range missing {
+		req[j] = keyring.WrappedKey{KeyID: string(m.h.KeyID), Wrapped: m.h.Wrapped}
+	}
+	secrets, err := c.core.kr.UnwrapDataKeys(ctx, c.namespace, req)
+	if err != nil {
+		first := missing[0].at[0]
+		for _, m := range missing {
+			first = min(first, m.at[0])
+		}
+		return fmt.Errorf("codec: decode payload %d: unwrap data key: %w", first, err)
+	}
+	if len(secrets) != len(missing) {
+		return fmt.Errorf("codec: keyring returned %d data keys, want %d", len(secrets), len(missing))
+	}
+	for j, m := range missing {
+		aead, err := newGCM(secrets[j])
+		if err != nil {
+			return fmt.Errorf("codec: decode payload %d: %w", m.at[0], err)
+		}
+		k := &openKey{
+			aead:      aead,
+			aad:       envelope.AAD(req[j].KeyID, req[j].Wrapped),
+			namespace: c.namespace,
+			keyID:     req[j].KeyID,
+			wrapped:   append([]byte(nil), req[j].Wrapped...),
+		}
+		c.core.dec.Add(m.hash, k)
+		for _, i := range m.at {
+			keys[i] = k
+		}
+	}
+	return nil
+}
+
 // parallel runs fn over [0,n) in chunks on up to Concurrency goroutines and
 // returns the error of the lowest failing chunk.
 func (c *core) parallel(n int, fn func(lo, hi int) error) error {
-	workers := c.opts.Concurrency
+	workers := min(c.opts.Concurrency, n/16)
 	if n < parallelThreshold || workers <= 1 {
 		return fn(0, n)
-	}
-	if workers > n/16 {
-		workers = n / 16
 	}
 	chunk := (n + workers - 1) / workers
 	errs := make([]error, workers)
@@ -343,10 +393,6 @@ func (c *core) parallel(n int, fn func(lo, hi int) error) error {
 		}()
 	}
 	wg.Wait()
-	return firstErr(errs)
-}
-
-func firstErr(errs []error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -355,18 +401,20 @@ func firstErr(errs []error) error {
 	return nil
 }
 
-func cacheKey(namespace string, h envelope.Header) string {
-	return namespace + "\x00" + h.KeyID + "\x00" + string(h.Wrapped)
+// hash returns the decode cache's key for a wrapped data key in a
+// namespace. Entries are checked with openKey.matches, so a collision is a
+// cache miss, never a wrong key.
+func (c *core) hash(namespace string, h envelope.Header) uint64 {
+	var m maphash.Hash
+	m.SetSeed(c.seed)
+	m.WriteString(namespace)
+	m.WriteByte(0)
+	m.Write(h.KeyID)
+	m.WriteByte(0)
+	m.Write(h.Wrapped)
+	return m.Sum64()
 }
 
-func firstIndex(at map[string][]int, namespace string, missing []keyring.WrappedKey) int {
-	first := -1
-	for _, w := range missing {
-		for _, i := range at[cacheKey(namespace, envelope.Header{KeyID: w.KeyID, Wrapped: w.Wrapped})] {
-			if first < 0 || i < first {
-				first = i
-			}
-		}
-	}
-	return first
+func (k *openKey) matches(namespace string, h envelope.Header) bool {
+	return k.namespace == namespace && k.keyID == string(h.KeyID) && bytes.Equal(k.wrapped, h.Wrapped)
 }

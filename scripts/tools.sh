@@ -21,9 +21,12 @@ build_temporal() {
 
 build_vault() {
   if [[ -x bin/vault ]]; then return; fi
-  local script="$ROOT/../shared/vault/build-vault.sh"
-  if [[ ! -f "$script" ]]; then
-    echo "tools: $script not found; it builds Vault from the Go module proxy" >&2
+  local script=""
+  for s in "${VAULT_BUILD_SCRIPT:-}" "$ROOT/../shared/vault/build-vault.sh" /work/shared/vault/build-vault.sh; do
+    if [[ -n "$s" && -f "$s" ]]; then script=$s; break; fi
+  done
+  if [[ -z "$script" ]]; then
+    echo "tools: shared/vault/build-vault.sh not found (set VAULT_BUILD_SCRIPT); it builds Vault from the Go module proxy" >&2
     exit 1
   fi
   echo "tools: building Vault v1.19.0 from the Go module proxy (minutes, once)"

@@ -4,6 +4,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
@@ -51,8 +52,13 @@ var (
 
 // Header is what a sealed payload's metadata says about its key.
 type Header struct {
-	KeyID   string
+	KeyID   []byte
 	Wrapped []byte
+}
+
+// Same reports whether h and o name the same wrapped data key.
+func (h Header) Same(o Header) bool {
+	return bytes.Equal(h.KeyID, o.KeyID) && bytes.Equal(h.Wrapped, o.Wrapped)
 }
 
 // IsSealed reports whether p says it is an encrypted payload.
@@ -88,7 +94,7 @@ func ParseHeader(p *commonpb.Payload) (Header, error) {
 	if len(p.GetData()) < Overhead {
 		return Header{}, fmt.Errorf("%w: data is %d bytes, at least %d needed", ErrMalformed, len(p.GetData()), Overhead)
 	}
-	return Header{KeyID: string(keyID), Wrapped: wrapped}, nil
+	return Header{KeyID: keyID, Wrapped: wrapped}, nil
 }
 
 func truncate(b []byte) string {
@@ -148,19 +154,66 @@ func Seal(aead cipher.AEAD, aad []byte, p *commonpb.Payload) ([]byte, error) {
 // crypto/rand outside of tests: a repeated nonce under one key breaks
 // AES-GCM.
 func SealWithNonce(aead cipher.AEAD, aad []byte, p *commonpb.Payload, r io.Reader) ([]byte, error) {
-	opts := proto.MarshalOptions{UseCachedSize: true}
-	size := opts.Size(p)
+	size, fast := payloadSize(p)
+	if !fast {
+		size = proto.Size(p)
+	}
 	buf := make([]byte, NonceSize, NonceSize+size+TagSize)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, fmt.Errorf("read nonce: %w", err)
 	}
-	buf, err := opts.MarshalAppend(buf, p)
-	if err != nil {
-		return nil, fmt.Errorf("marshal payload: %w", err)
+	if fast {
+		buf = appendPayload(buf, p)
+	} else {
+		var err error
+		if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, p); err != nil {
+			return nil, fmt.Errorf("marshal payload: %w", err)
+		}
 	}
 	// Seal in place: the ciphertext overwrites the marshalled payload.
 	ct := aead.Seal(buf[NonceSize:NonceSize], buf[:NonceSize], buf[NonceSize:], aad)
 	return buf[:NonceSize+len(ct)], nil
+}
+
+// payloadSize returns the wire size of p and whether appendPayload can
+// marshal it: payloads with only metadata and data, the common case, skip
+// the reflection-driven generic marshaller. Anything else (external payload
+// details, unknown fields) goes through proto.Marshal.
+func payloadSize(p *commonpb.Payload) (int, bool) {
+	if len(p.GetExternalPayloads()) > 0 || len(p.ProtoReflect().GetUnknown()) > 0 {
+		return 0, false
+	}
+	n := 0
+	for k, v := range p.GetMetadata() {
+		e := entrySize(k, v)
+		n += 1 + protowire.SizeVarint(uint64(e)) + e
+	}
+	if d := len(p.GetData()); d > 0 {
+		n += 1 + protowire.SizeBytes(d)
+	}
+	return n, true
+}
+
+func entrySize(k string, v []byte) int {
+	return 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(len(v))
+}
+
+// appendPayload appends p in protobuf wire format: field 1 (metadata map
+// entries: key 1, value 2), then field 2 (data), as proto.Marshal does.
+func appendPayload(b []byte, p *commonpb.Payload) []byte {
+	for k, v := range p.GetMetadata() {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(entrySize(k, v)))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendBytes(b, v)
+	}
+	if len(p.GetData()) > 0 {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendBytes(b, p.GetData())
+	}
+	return b
 }
 
 // Open opens the data of a sealed payload and unmarshals the original

@@ -1,6 +1,7 @@
 package envelope_test
 
 import (
+	"bytes"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -35,6 +36,43 @@ func TestUnmarshalPayloadMatchesProto(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSealedPlaintextIsStandardProtobuf checks that the marshalling fast
+// path writes what proto.Unmarshal reads back as the same payload.
+func TestSealedPlaintextIsStandardProtobuf(t *testing.T) {
+	t.Parallel()
+	for _, p := range []*commonpb.Payload{
+		{},
+		{Data: []byte("x")},
+		{Metadata: map[string][]byte{"encoding": []byte("json/plain"), "empty": {}, "": []byte("v")}, Data: bytes.Repeat([]byte("y"), 300)},
+		{Data: []byte("x"), ExternalPayloads: []*commonpb.Payload_ExternalPayloadDetails{{SizeBytes: 5}}},
+	} {
+		sealed, err := envelope.SealWithNonce(nullAEAD{}, nil, p, bytes.NewReader(make([]byte, 12)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got commonpb.Payload
+		if err := proto.Unmarshal(sealed[envelope.NonceSize:len(sealed)-envelope.TagSize], &got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, p) {
+			t.Fatalf("got %v, want %v", &got, p)
+		}
+	}
+}
+
+// nullAEAD "seals" by appending a zero tag, so a test can read the
+// marshalled plaintext. It is for tests of the layout only.
+type nullAEAD struct{}
+
+func (nullAEAD) NonceSize() int { return envelope.NonceSize }
+func (nullAEAD) Overhead() int  { return envelope.TagSize }
+func (nullAEAD) Seal(dst, nonce, pt, aad []byte) []byte {
+	return append(append(dst, pt...), make([]byte, envelope.TagSize)...)
+}
+func (nullAEAD) Open(dst, nonce, ct, aad []byte) ([]byte, error) {
+	return append(dst, ct[:len(ct)-envelope.TagSize]...), nil
 }
 
 // FuzzUnmarshalPayload checks that the aliasing fast path agrees with
