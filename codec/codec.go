@@ -99,6 +99,8 @@ type core struct {
 
 	dec  *lru.Cache[uint64, *openKey] // by core.hash
 	seed maphash.Seed
+
+	legacy sync.Map // key ID -> *openKey, for keyring.LegacyKeys
 }
 
 // sealKey is a cached data key for encoding.
@@ -270,6 +272,14 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		if !envelope.IsSealed(p) {
 			continue
 		}
+		if envelope.IsLegacy(p) {
+			k, err := c.core.legacyKey(ctx, string(p.Metadata[envelope.MetadataKeyID]))
+			if err != nil {
+				return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
+			}
+			keys[i] = k
+			continue
+		}
 		h, err := envelope.ParseHeader(p)
 		if err != nil {
 			return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
@@ -326,6 +336,29 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		return nil, err
 	}
 	return out, nil
+}
+
+// legacyKey returns the key for a payload sealed by the Temporal samples'
+// static-key codec, if the keyring holds it (keyring.LegacyKeys).
+func (c *core) legacyKey(ctx context.Context, keyID string) (*openKey, error) {
+	if k, ok := c.legacy.Load(keyID); ok {
+		return k.(*openKey), nil
+	}
+	lk, ok := c.kr.(keyring.LegacyKeys)
+	if !ok {
+		return nil, fmt.Errorf("%w: payload is in the static-key format of the Temporal samples (key %q) and the keyring holds no legacy keys", ErrUnsupported, keyID)
+	}
+	secret, err := lk.LegacyKey(ctx, keyID)
+	if err != nil {
+		return nil, fmt.Errorf("static-key sample payload: %w", err)
+	}
+	aead, err := newGCM(secret)
+	if err != nil {
+		return nil, fmt.Errorf("legacy key %q: %w", keyID, err)
+	}
+	k := &openKey{aead: aead, keyID: keyID}
+	c.legacy.Store(keyID, k)
+	return k, nil
 }
 
 // pendingKey is a wrapped data key a decode still needs, and the payloads

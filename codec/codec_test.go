@@ -3,8 +3,11 @@ package codec_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -254,7 +257,7 @@ func TestDecodeRefusesTamperedPayloads(t *testing.T) {
 		{"key id edited to an unknown key", func(p *commonpb.Payload) { p.Metadata["encryption-key-id"] = []byte("test/99") }, keyring.ErrUnknownKey},
 		{"key id missing", func(p *commonpb.Payload) { delete(p.Metadata, "encryption-key-id") }, codec.ErrMalformed},
 		{"format version changed", func(p *commonpb.Payload) { p.Metadata["encryption-format"] = []byte("envelope/v2") }, codec.ErrUnsupported},
-		{"format missing, as in the static-key samples", func(p *commonpb.Payload) { delete(p.Metadata, "encryption-format") }, codec.ErrUnsupported},
+		{"format missing, as in the static-key samples, with a keyring without legacy keys", func(p *commonpb.Payload) { delete(p.Metadata, "encryption-format") }, codec.ErrUnsupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,5 +482,65 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := codec.New(keyringtest.New(), codec.Options{DataKeyMaxUses: -1}); err == nil {
 		t.Error("New with negative DataKeyMaxUses succeeded")
+	}
+}
+
+// TestDecodesStaticKeySamplePayloads decodes a payload sealed the way the
+// Temporal samples' encryption codec seals it (one static key, no
+// additional data, no format metadata) with that key in the key file as a
+// legacy key, so histories from before envelope stay readable.
+func TestDecodesStaticKeySamplePayloads(t *testing.T) {
+	t.Parallel()
+	static := bytes.Repeat([]byte{0x5a}, 32)
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	content := fmt.Sprintf(`{"version":1,"active":"new","keys":[
+		{"id":"new","created":"2026-11-01T00:00:00Z","key":%q},
+		{"id":"test","created":"2024-01-01T00:00:00Z","key":%q,"legacy":true}]}`,
+		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(static))
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.OpenFile(path, keyring.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := jsonPayload(`{"ssn":"078-05-1120"}`)
+	pt, err := proto.Marshal(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead := gcm(t, static)
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		t.Fatal(err)
+	}
+	sample := &commonpb.Payload{
+		Metadata: map[string][]byte{"encoding": []byte("binary/encrypted"), "encryption-key-id": []byte("test")},
+		Data:     aead.Seal(nonce, nonce, pt, nil),
+	}
+	c := newCodec(t, kr, codec.Options{})
+	out, err := c.Decode([]*commonpb.Payload{sample})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(out[0], orig) {
+		t.Fatalf("decoded %v, want %v", out[0], orig)
+	}
+	// New payloads are sealed under the active envelope key, never the legacy one.
+	enc, err := c.Encode([]*commonpb.Payload{orig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(enc[0].Metadata["encryption-key-id"]); got != "local/new" {
+		t.Fatalf("sealed under %q, want local/new", got)
+	}
+	// A tampered sample payload and an unknown static key fail loudly.
+	sample.Data[len(sample.Data)-1] ^= 1
+	if _, err := c.Decode([]*commonpb.Payload{sample}); !errors.Is(err, codec.ErrDecrypt) {
+		t.Fatalf("tampered: err = %v, want ErrDecrypt", err)
+	}
+	sample.Metadata["encryption-key-id"] = []byte("other")
+	if _, err := c.Decode([]*commonpb.Payload{sample}); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("unknown static key: err = %v, want ErrUnknownKey", err)
 	}
 }

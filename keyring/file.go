@@ -45,6 +45,10 @@ type fileKeyJSON struct {
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
 	Key     string    `json:"key"` // base64 (standard encoding) of 32 bytes
+	// Legacy marks a static key of the Temporal samples' encryption codec:
+	// it only decodes payloads sealed directly under it, under its ID as
+	// written by the samples (no FileKeyIDPrefix).
+	Legacy bool `json:"legacy,omitempty"`
 }
 
 // KeyInfo describes a key in a key file without its key material.
@@ -52,12 +56,14 @@ type KeyInfo struct {
 	ID      string // the ID inside the file, without FileKeyIDPrefix
 	Created time.Time
 	Active  bool
+	Legacy  bool // a samples-codec static key, for decoding only
 }
 
 // keySet is one successfully parsed key file.
 type keySet struct {
 	active string // full key ID, with prefix
 	keys   map[string]cipher.AEAD
+	legacy map[string][]byte // static sample-codec keys by their plain ID
 	infos  []KeyInfo
 	digest []byte // the file's bytes, to notice changes
 }
@@ -83,13 +89,15 @@ func parseKeyFile(data []byte) (*keySet, error) {
 	if len(f.Keys) == 0 {
 		return nil, errors.New("no keys")
 	}
-	ks := &keySet{keys: make(map[string]cipher.AEAD, len(f.Keys))}
+	ks := &keySet{keys: make(map[string]cipher.AEAD, len(f.Keys)), legacy: make(map[string][]byte)}
 	for i, k := range f.Keys {
 		if err := validKeyID(k.ID); err != nil {
 			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
 		id := FileKeyIDPrefix + k.ID
-		if _, dup := ks.keys[id]; dup {
+		_, dup := ks.keys[id]
+		_, dupLegacy := ks.legacy[k.ID]
+		if dup || dupLegacy {
 			return nil, fmt.Errorf("key %d: duplicate id %q", i, k.ID)
 		}
 		raw, err := base64.StdEncoding.DecodeString(k.Key)
@@ -99,17 +107,24 @@ func parseKeyFile(data []byte) (*keySet, error) {
 		if len(raw) != DataKeySize {
 			return nil, fmt.Errorf("key %q: key is %d bytes, want %d", k.ID, len(raw), DataKeySize)
 		}
+		ks.infos = append(ks.infos, KeyInfo{ID: k.ID, Created: k.Created, Active: k.ID == f.Active, Legacy: k.Legacy})
+		if k.Legacy {
+			ks.legacy[k.ID] = raw
+			continue
+		}
 		aead, err := newGCM(raw)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", k.ID, err)
 		}
 		ks.keys[id] = aead
-		ks.infos = append(ks.infos, KeyInfo{ID: k.ID, Created: k.Created, Active: k.ID == f.Active})
 	}
 	if f.Active == "" {
 		return nil, errors.New("no active key id")
 	}
 	if _, ok := ks.keys[FileKeyIDPrefix+f.Active]; !ok {
+		if _, ok := ks.legacy[f.Active]; ok {
+			return nil, fmt.Errorf("active key id %q is a legacy key, which only decodes", f.Active)
+		}
 		return nil, fmt.Errorf("active key id %q is not among the keys", f.Active)
 	}
 	ks.active = FileKeyIDPrefix + f.Active
@@ -179,7 +194,11 @@ type File struct {
 	keys *keySet
 }
 
-var _ Keyring = (*File)(nil)
+var (
+	_ Keyring    = (*File)(nil)
+	_ LegacyKeys = (*File)(nil)
+	_ Checker    = (*File)(nil)
+)
 
 // OpenFile loads the key file at path. It warns through the logger when the
 // file is readable by group or others. Call [File.Reload] or [File.Watch]
@@ -304,6 +323,16 @@ func (f *File) UnwrapDataKeys(ctx context.Context, namespace string, keys []Wrap
 		out[i] = NewSecret(dek)
 	}
 	return out, nil
+}
+
+// LegacyKey returns a static key of the Temporal samples' encryption codec
+// marked "legacy": true in the file.
+func (f *File) LegacyKey(ctx context.Context, keyID string) (Secret, error) {
+	k, ok := f.current().legacy[keyID]
+	if !ok {
+		return Secret{}, fmt.Errorf("legacy key %q: %w", keyID, ErrUnknownKey)
+	}
+	return NewSecret(k), nil
 }
 
 // Check reports whether the keyring has a usable active key. A loaded key

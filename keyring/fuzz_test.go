@@ -24,7 +24,7 @@ func FuzzParseKeyFile(f *testing.F) {
 		if _, ok := ks.keys[ks.active]; !ok {
 			t.Fatal("accepted a file whose active key is missing")
 		}
-		if len(ks.infos) != len(ks.keys) {
+		if len(ks.infos) != len(ks.keys)+len(ks.legacy) {
 			t.Fatal("infos and keys disagree")
 		}
 	})

@@ -69,6 +69,17 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// LegacyKeys is implemented by keyrings that hold the static keys of the
+// Temporal samples' encryption codec (payloads with encoding
+// binary/encrypted, an encryption-key-id and no encryption-format), so
+// histories written before envelope keep decoding. Such keys only ever
+// decode; they never wrap data keys and never seal new payloads.
+type LegacyKeys interface {
+	// LegacyKey returns the static key with the given ID, or an error
+	// wrapping ErrUnknownKey.
+	LegacyKey(ctx context.Context, keyID string) (Secret, error)
+}
+
 // WrappedKey is a data key wrapped under the key-encryption key KeyID.
 type WrappedKey struct {
 	KeyID   string
