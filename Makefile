@@ -21,6 +21,7 @@ test: tools build
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) fuzz
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 
 fuzz:

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -221,7 +222,7 @@ func (f *File) load() (*keySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: key file %s: %w", f.path, err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if looselyReadable(fi) {
 		f.logger.Warn("key file is readable by group or others; restrict it with chmod 600",
 			"file", f.path, "mode", fi.Mode().Perm().String())
 	}
@@ -234,6 +235,34 @@ func (f *File) load() (*keySet, error) {
 		return nil, fmt.Errorf("keyring: key file %s: %w", f.path, err)
 	}
 	return ks, nil
+}
+
+// looselyReadable reports whether others, or a group the process is not in,
+// can read or write the file. Group access for the process's own group is
+// fine: Kubernetes mounts secrets root-owned with the pod's fsGroup and
+// mode 0440 at best.
+func looselyReadable(fi os.FileInfo) bool {
+	perm := fi.Mode().Perm()
+	if perm&0o007 != 0 {
+		return true
+	}
+	if perm&0o070 == 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	if int(st.Gid) == os.Getgid() {
+		return false
+	}
+	groups, _ := os.Getgroups()
+	for _, g := range groups {
+		if g == int(st.Gid) {
+			return false
+		}
+	}
+	return true
 }
 
 // Reload reads the key file again. On error the keys loaded before stay in

@@ -97,6 +97,22 @@ func TestOpenFileWarnsAboutLoosePermissions(t *testing.T) {
 	}
 }
 
+func TestOpenFileAcceptsItsOwnGroup(t *testing.T) {
+	t.Parallel()
+	// As Kubernetes mounts a secret: readable by the pod's own group.
+	path := writeFile(t, t.TempDir(), "keys.json", keyFile("a", "a", testKey))
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	if _, err := keyring.OpenFile(path, keyring.FileOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("unexpected warning: %s", logs.String())
+	}
+}
+
 func TestReloadKeepsOldKeysOnABadFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
