@@ -29,6 +29,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayload$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyFile$$' -fuzztime $(FUZZTIME) ./keyring
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyID$$' -fuzztime $(FUZZTIME) ./keyring/vault
+	$(GO) test -run '^$$' -fuzz '^FuzzResolveNamespace$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePermissions$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzMarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench:

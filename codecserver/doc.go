@@ -1,3 +1,42 @@
 // Package codecserver serves the envelope codec over HTTP for the Temporal
-// Web UI, the temporal CLI and remote SDK clients.
+// Web UI, the temporal CLI and remote SDK clients
+// (converter.NewRemotePayloadCodec). cmd/codec-server wires it to flags;
+// docs/SERVER.md documents the HTTP API, status codes, metrics and the
+// audit log.
+//
+// # Routes
+//
+// [New] returns a chi router with POST /encode, /decode and their
+// namespace forms /{namespace}/encode|decode, GET /healthz, /readyz and
+// /metrics. Bodies are commonpb.Payloads in protojson, as the SDK's
+// NewPayloadCodecHTTPHandler uses; answers keep order and count.
+//
+// # Namespaces
+//
+// [ResolveNamespace] is the one rule: the path wins, else X-Namespace,
+// else the default namespace (the CLI sends an empty header). The resolved
+// namespace is checked against the caller's [Permissions], chooses the key
+// (codec.Codec.ForNamespace) and goes into the audit line.
+//
+// # Authentication
+//
+// A [JWTVerifier] checks bearer tokens against a JWKS (URL, OIDC discovery
+// or file) with an allow-list of asymmetric algorithms; client certificates
+// verified by TLS can be mapped to permissions with
+// [ClientCertPermissions]. Permissions use Temporal's format,
+// "<namespace>:<read|write|worker|admin>" ([ParsePermissions]).
+//
+// # Errors
+//
+// [Classify] is the single mapping from errors to statuses. Every error
+// answer is JSON {"error": "..."} with a short message that never holds
+// plaintext, keys, tokens or an internal error's text; the detail is logged
+// with the request's X-Request-Id.
+//
+// # Middleware
+//
+// Request IDs ([RequestID]), CORS ([CORS], github.com/rs/cors with exact
+// origins only), body limits, Prometheus metrics on a private registry
+// ([NewMetrics]) and the audit log are applied by New; each lives in its
+// own file.
 package codecserver

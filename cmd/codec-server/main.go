@@ -1,12 +1,72 @@
-// Command codec-server serves the envelope codec over HTTP.
+// Command codec-server serves the envelope codec over HTTP for the
+// Temporal Web UI, the temporal CLI and remote SDK clients.
+//
+//	codec-server [flags]                      serve (see --help and docs/SERVER.md)
+//	codec-server keys new|rotate|list --file F manage a local key file
+//	codec-server healthcheck [--url URL]      GET /healthz; exit 1 unless 200
+//
+// With no flags it serves on 127.0.0.1:8081 with a development key file in
+// .data/dev-keyring.json, CORS for the dev Web UI at http://localhost:8233,
+// and no authentication (loopback only).
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "codec-server: not built yet")
-	os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// run dispatches subcommands and serves until SIGINT or SIGTERM. It
+// returns the exit code.
+func run(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "keys":
+			return runKeys(args[1:], stdout, stderr, lookup)
+		case "healthcheck":
+			return runHealthcheck(args[1:], stdout, stderr, lookup)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := NewMain()
+	m.Stdout, m.Stderr, m.LookupEnv = stdout, stderr, lookup
+	if err := m.ParseFlags(ctx, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "codec-server:", err)
+		return 2
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "codec-server:", err)
+		m.Close()
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		m.Logger().Info("signal received; shutting down")
+	case err := <-m.Done():
+		if err != nil {
+			m.Logger().Error("server stopped", "err", err)
+			m.Close()
+			return 1
+		}
+	}
+	stop()
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(stderr, "codec-server: shutdown:", err)
+		return 1
+	}
+	return 0
 }

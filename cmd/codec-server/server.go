@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/codecserver"
+	"github.com/envelopecodec/envelope/internal/keyflags"
+)
+
+// DevUIOrigins are the origins of the Temporal dev server's Web UI, allowed
+// by default when the server runs without authentication on loopback.
+var DevUIOrigins = []string{"http://localhost:8233", "http://127.0.0.1:8233"}
+
+// Config is everything the flags set.
+type Config struct {
+	Listen           string
+	DefaultNamespace string
+	InsecureNoAuth   bool
+
+	Keys keyflags.Options
+
+	CORSOrigins keyflags.StringList
+	CORSMaxAge  time.Duration
+
+	JWKSURL          string
+	OIDCIssuer       string
+	JWKSFile         string
+	JWTIssuer        string
+	JWTAudience      string
+	JWTAlgorithms    string
+	PermissionsClaim string
+	JWTSkew          time.Duration
+
+	TLSCert           string
+	TLSKey            string
+	TLSClientCA       string
+	TLSReload         time.Duration
+	ClientPermissions keyflags.StringList
+
+	MaxBodyBytes      int64
+	MaxPayloads       int
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+
+	LogFormat string
+	LogLevel  string
+	Metrics   bool
+	Audit     bool
+	AuditLog  string
+}
+
+// DefaultConfig returns the configuration of `codec-server` with no flags.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            "127.0.0.1:8081",
+		DefaultNamespace:  codec.DefaultNamespace,
+		Keys:              keyflags.Options{KeysReload: keyflags.DefaultKeysReload, DevKeysFile: keyflags.DefaultDevKeysFile},
+		CORSMaxAge:        codecserver.DefaultCORSMaxAge,
+		JWTAlgorithms:     strings.Join(codecserver.DefaultJWTAlgorithms, ","),
+		PermissionsClaim:  codecserver.DefaultPermissionsClaim,
+		JWTSkew:           codecserver.DefaultJWTSkew,
+		TLSReload:         time.Minute,
+		MaxBodyBytes:      codecserver.DefaultMaxBodyBytes,
+		MaxPayloads:       codecserver.DefaultMaxPayloads,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownTimeout:   20 * time.Second,
+		LogFormat:         "text",
+		LogLevel:          "info",
+		Metrics:           true,
+		Audit:             true,
+	}
+}
+
+// Main is the server program: ParseFlags, Run, then Close.
+type Main struct {
+	Config Config
+
+	// Stdout and Stderr default to os.Stdout and os.Stderr; LookupEnv to
+	// os.LookupEnv.
+	Stdout, Stderr io.Writer
+	LookupEnv      func(string) (string, bool)
+
+	logger    *slog.Logger
+	ln        net.Listener
+	srv       *http.Server
+	done      chan error
+	cancel    context.CancelFunc
+	closers   []io.Closer
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewMain returns a Main with DefaultConfig.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, done: make(chan error, 1)}
+}
+
+// FlagSet returns the server's flags bound to c.
+func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("codec-server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; without auth it must be a loopback address")
+	fs.StringVar(&c.DefaultNamespace, "default-namespace", c.DefaultNamespace, "namespace of requests that name none (the temporal CLI sends an empty X-Namespace)")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve without authentication on a non-loopback address: anyone who reaches it can decrypt. Only use this behind a proxy that authenticates")
+
+	fs.Var(&c.CORSOrigins, "cors-origin", "origin the Web UI is served from, e.g. https://temporal.example.com (repeatable; \"*\" is refused). Default without auth: the dev UI, "+strings.Join(DevUIOrigins, " and "))
+	fs.DurationVar(&c.CORSMaxAge, "cors-max-age", c.CORSMaxAge, "how long browsers cache a CORS preflight")
+
+	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "URL of the JWKS that signs bearer tokens (turns JWT auth on)")
+	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "OpenID Connect issuer whose discovery document names the JWKS (turns JWT auth on)")
+	fs.StringVar(&c.JWKSFile, "jwks-file", c.JWKSFile, "local JWKS file, re-read when it changes (turns JWT auth on)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "required \"iss\" of tokens (default with --oidc-issuer: the issuer)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "required \"aud\" of tokens")
+	fs.StringVar(&c.JWTAlgorithms, "jwt-algorithms", c.JWTAlgorithms, "comma-separated allow-list of asymmetric signature algorithms")
+	fs.StringVar(&c.PermissionsClaim, "jwt-permissions-claim", c.PermissionsClaim, "claim holding Temporal permissions <namespace>:<read|write|worker|admin>")
+	fs.DurationVar(&c.JWTSkew, "jwt-skew", c.JWTSkew, "clock skew allowed for exp and nbf")
+
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) to serve HTTPS; reloaded when it changes")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; clients must present a certificate it signed (mTLS)")
+	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to check the TLS files for changes")
+	fs.Var(&c.ClientPermissions, "client-permission", "grant a client certificate's subject common name a permission, <CN>=<namespace>:<role> (repeatable; turns mTLS identities on)")
+
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger gets 413")
+	fs.IntVar(&c.MaxPayloads, "max-payloads", c.MaxPayloads, "most payloads in one request; more gets 413")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to handle a request and write the answer")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to let requests finish on SIGTERM")
+
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.BoolVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics at /metrics (--metrics=false turns them off)")
+	fs.BoolVar(&c.Audit, "audit", c.Audit, "write an audit line per encode/decode request (--audit=false turns it off)")
+	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
+
+	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
+	return fs
+}
+
+// ParseFlags parses args and the environment into m.Config and checks it.
+func (m *Main) ParseFlags(ctx context.Context, args []string) error {
+	fs := m.Config.FlagSet(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
+	if err := keyflags.Parse(fs, args, m.LookupEnv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (subcommands: keys, healthcheck)", fs.Arg(0))
+	}
+	return m.Config.Validate()
+}
+
+const usageHeader = `Usage:
+  codec-server [flags]                        serve the envelope codec over HTTP
+  codec-server keys new|rotate|list --file F  manage a local key file
+  codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
+
+Every flag can be set by the environment variable named after it; flags win.
+See docs/SERVER.md.
+
+Flags:
+`
+
+// AuthConfigured reports whether JWT or mTLS identities are configured.
+func (c *Config) AuthConfigured() bool {
+	return c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" || len(c.ClientPermissions) > 0
+}
+
+// Validate checks the configuration without touching files or the
+// network.
+func (c *Config) Validate() error {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	if !c.AuthConfigured() && !c.InsecureNoAuth && !isLoopback(host) {
+		return fmt.Errorf("no authentication configured and --listen %s is not a loopback address: anyone who reaches it could decrypt payloads. Configure --jwks-url/--oidc-issuer/--jwks-file or mTLS (--tls-client-ca with --client-permission), listen on 127.0.0.1, or pass --insecure-no-auth", c.Listen)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	}
+	if len(c.ClientPermissions) > 0 && c.TLSClientCA == "" {
+		return errors.New("--client-permission needs --tls-client-ca")
+	}
+	for _, o := range c.CORSOrigins {
+		if _, err := codecserver.NormalizeOrigin(o); err != nil {
+			return fmt.Errorf("--cors-origin: %w", err)
+		}
+	}
+	if err := codecserver.ValidNamespace(c.DefaultNamespace); err != nil {
+		return fmt.Errorf("--default-namespace: %w", err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.MaxBodyBytes <= 0 || c.MaxPayloads <= 0 {
+		return errors.New("--max-body-bytes and --max-payloads must be positive")
+	}
+	if err := c.Keys.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Logger returns the server's logger (valid after Run).
+func (m *Main) Logger() *slog.Logger {
+	if m.logger == nil {
+		return slog.New(slog.NewTextHandler(m.Stderr, nil))
+	}
+	return m.logger
+}
+
+// Addr returns the address the server listens on (valid after Run), e.g.
+// 127.0.0.1:53211 for --listen 127.0.0.1:0.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// URL returns the server's base URL (valid after Run).
+func (m *Main) URL() string {
+	scheme := "http"
+	if m.Config.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + m.Addr()
+}
+
+// Done is closed (after sending any serve error) when the server stops.
+func (m *Main) Done() <-chan error { return m.done }
+
+// Run opens the keyring, builds the server and starts serving in the
+// background. It returns once the listener is open.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := &m.Config
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.LogLevel))
+	hopts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		m.logger = slog.New(slog.NewJSONHandler(m.Stderr, hopts))
+	} else {
+		m.logger = slog.New(slog.NewTextHandler(m.Stderr, hopts))
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	var metrics *codecserver.Metrics
+	if c.Metrics {
+		metrics = codecserver.NewMetrics()
+	}
+	kr, closer, err := c.Keys.Open(ctx, m.logger)
+	if err != nil {
+		return err
+	}
+	m.closers = append(m.closers, closer)
+	kr = codecserver.InstrumentKeyring(kr, metrics)
+	cdc, err := codec.New(kr, codec.Options{Namespace: c.DefaultNamespace})
+	if err != nil {
+		return err
+	}
+
+	scfg := codecserver.Config{
+		Codec:            cdc,
+		Keyring:          kr,
+		DefaultNamespace: c.DefaultNamespace,
+		CORSOrigins:      c.CORSOrigins,
+		CORSMaxAge:       c.CORSMaxAge,
+		MaxBodyBytes:     c.MaxBodyBytes,
+		MaxPayloads:      c.MaxPayloads,
+		Logger:           m.logger,
+		Metrics:          metrics,
+	}
+	if c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" {
+		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{
+			JWKSURL: c.JWKSURL, OIDCIssuer: c.OIDCIssuer, JWKSFile: c.JWKSFile,
+			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
+			Algorithms:       splitComma(c.JWTAlgorithms),
+			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
+		})
+		if err != nil {
+			return err
+		}
+		scfg.JWT = v
+		if c.JWTAudience == "" {
+			m.logger.Warn("JWT: no --jwt-audience: tokens minted for other services are accepted too")
+		}
+	}
+	if len(c.ClientPermissions) > 0 {
+		if scfg.ClientCertPermissions, err = codecserver.ParseClientCertPermissions(c.ClientPermissions); err != nil {
+			return err
+		}
+	}
+	if !c.AuthConfigured() {
+		scfg.Unauthenticated = true
+		if len(scfg.CORSOrigins) == 0 {
+			scfg.CORSOrigins = DevUIOrigins
+		}
+		if c.InsecureNoAuth {
+			m.logger.Warn("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach this address can decrypt payloads", "listen", c.Listen)
+		} else {
+			m.logger.Warn("no authentication configured: serving on loopback only; configure JWT or mTLS before exposing it", "listen", c.Listen)
+		}
+	}
+	if c.Audit {
+		w := io.Writer(m.Stderr)
+		if c.AuditLog != "" {
+			f, err := os.OpenFile(c.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				return fmt.Errorf("--audit-log: %w", err)
+			}
+			m.closers = append(m.closers, f)
+			w = f
+		}
+		scfg.AuditLog = slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
+	}
+	srv, err := codecserver.New(scfg)
+	if err != nil {
+		return err
+	}
+
+	var tlsCfg *tls.Config
+	if c.TLSCert != "" {
+		cr, err := codecserver.NewCertReloader(c.TLSCert, c.TLSKey, m.logger, metrics)
+		if err != nil {
+			return err
+		}
+		if tlsCfg, err = codecserver.TLSConfig(cr, c.TLSClientCA); err != nil {
+			return err
+		}
+		if c.TLSReload > 0 {
+			m.wg.Add(1)
+			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
+		}
+	}
+
+	m.srv = &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsCfg,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return bg },
+	}
+	if m.ln, err = net.Listen("tcp", c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	ln := m.ln
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	go func() {
+		err := m.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		m.done <- err
+		close(m.done)
+	}()
+	auth := "none"
+	switch {
+	case scfg.JWT != nil && scfg.ClientCertPermissions != nil:
+		auth = "jwt+mtls"
+	case scfg.JWT != nil:
+		auth = "jwt"
+	case scfg.ClientCertPermissions != nil:
+		auth = "mtls"
+	}
+	origins := make([]string, len(scfg.CORSOrigins))
+	for i, o := range scfg.CORSOrigins {
+		origins[i], _ = codecserver.NormalizeOrigin(o)
+	}
+	m.logger.Info("codec server listening", "url", m.URL(), "auth", auth, "keyring", c.Keys.Source(),
+		"cors_origins", strings.Join(origins, ","), "metrics", c.Metrics, "audit", c.Audit, "mtls", c.TLSClientCA != "")
+	return nil
+}
+
+// Close stops accepting requests, lets running ones finish within
+// ShutdownTimeout, and releases the keyring.
+func (m *Main) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		if m.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+			defer cancel()
+			if e := m.srv.Shutdown(ctx); e != nil {
+				err = fmt.Errorf("shutdown: %w", e)
+			}
+		}
+		if m.cancel != nil {
+			m.cancel()
+		}
+		m.wg.Wait()
+		for i := len(m.closers) - 1; i >= 0; i-- {
+			if e := m.closers[i].Close(); e != nil && err == nil {
+				err = e
+			}
+		}
+		if m.logger != nil {
+			m.logger.Info("codec server stopped")
+		}
+	})
+	return err
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package codecserver
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Identity is who made a request and what they may do.
+type Identity struct {
+	Subject     string // token "sub" or certificate common name; "" when unauthenticated
+	Method      string // "jwt", "mtls" or "none"
+	Permissions Permissions
+}
+
+// ClientCertPermissions maps the subject common name of a verified client
+// certificate to its permissions, for mTLS without tokens.
+type ClientCertPermissions map[string]Permissions
+
+// ParseClientCertPermissions parses entries "<common name>=<namespace>:<role>",
+// as given to --client-permission. Entries for the same name add up.
+func ParseClientCertPermissions(entries []string) (ClientCertPermissions, error) {
+	raw := make(map[string][]string)
+	for _, e := range entries {
+		i := strings.LastIndexByte(e, '=')
+		if i <= 0 || i == len(e)-1 {
+			return nil, fmt.Errorf("client permission %q: want <common name>=<namespace>:<role>", truncate(e, 64))
+		}
+		raw[e[:i]] = append(raw[e[:i]], e[i+1:])
+	}
+	out := make(ClientCertPermissions, len(raw))
+	for cn, perms := range raw {
+		p, err := ParsePermissions(perms)
+		if err != nil {
+			return nil, fmt.Errorf("client permission for %q: %w", cn, err)
+		}
+		out[cn] = p
+	}
+	return out, nil
+}
+
+// authenticator decides who a request comes from.
+type authenticator struct {
+	jwt   *JWTVerifier
+	certs ClientCertPermissions // nil when mTLS identities are off
+	open  bool                  // no auth configured, on purpose
+}
+
+var errNoCredentials = unauthenticated("missing bearer token", nil)
+
+// authenticate returns the identity of r: from its bearer token when it
+// has an Authorization header (and a JWT verifier is configured), else from
+// its verified client certificate when certificates map to permissions,
+// else everyone's when auth is off. Errors are 401 [*Error] values.
+func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*Identity, error) {
+	if a.open {
+		return &Identity{Method: "none", Permissions: AllPermissions()}, nil
+	}
+	if h := r.Header.Get("Authorization"); h != "" && a.jwt != nil {
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return nil, unauthenticated("Authorization header is not \"Bearer <token>\"", nil)
+		}
+		return a.jwt.Verify(ctx, strings.TrimSpace(token))
+	}
+	if a.certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		cert := r.TLS.VerifiedChains[0][0]
+		return certIdentity(cert, a.certs), nil
+	}
+	if a.jwt == nil && a.certs != nil {
+		return nil, unauthenticated("missing client certificate", nil)
+	}
+	return nil, errNoCredentials
+}
+
+func certIdentity(cert *x509.Certificate, m ClientCertPermissions) *Identity {
+	cn := cert.Subject.CommonName
+	return &Identity{Subject: cn, Method: "mtls", Permissions: m[cn]}
+}
+
+// writeAuthError adds the WWW-Authenticate challenge of RFC 6750 to a 401.
+func writeAuthChallenge(w http.ResponseWriter, err error) {
+	var he *Error
+	if !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
+		return
+	}
+	v := wwwAuthenticateRealmValue
+	if he != errNoCredentials {
+		v += `, error="invalid_token", error_description="` + strings.ReplaceAll(he.Message, `"`, `'`) + `"`
+	}
+	w.Header().Set("WWW-Authenticate", v)
+}

@@ -1,0 +1,106 @@
+package codecserver_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/envelopecodec/envelope/internal/jwttest"
+)
+
+// load posts body to url from clients goroutines for d and returns the
+// latencies of the requests that finished.
+func load(t testing.TB, url string, body []byte, headers map[string]string, clients int, d time.Duration) []time.Duration {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients * 2}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				for k, v := range headers {
+					req.Header.Set(k, v)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all
+}
+
+// TestLoadCompareSDK is the issue 4 comparison with the two servers taking
+// turns (1 s each, 10 rounds) so that load from other processes on the
+// machine hits both alike. It prints req/s, p50 and p99 at 32 clients for
+// decode requests of 100 × 1 KiB payloads. Run it with
+//
+//	ENVELOPE_LOADTEST=1 go test -run TestLoadCompareSDK -v ./codecserver/
+func TestLoadCompareSDK(t *testing.T) {
+	if os.Getenv("ENVELOPE_LOADTEST") == "" {
+		t.Skip("set ENVELOPE_LOADTEST=1 to run the load comparison")
+	}
+	s := newBenchSetup(t)
+	sealed, err := s.codec.Encode(plainPayloads(100, 1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqBody := body(t, sealed)
+	ours := httptest.NewServer(s.server)
+	defer ours.Close()
+	sdk := httptest.NewServer(s.sdk)
+	defer sdk.Close()
+	oursHeaders := map[string]string{
+		"Content-Type": "application/json", "X-Namespace": "default", "Origin": uiOrigin,
+		"Authorization": s.iss.Bearer(t, jwttest.Claims{Permissions: []string{"default:read"}}),
+	}
+	sdkHeaders := map[string]string{"Content-Type": "application/json"}
+	const clients, rounds, turn = 32, 10, time.Second
+	var lo, ls []time.Duration
+	load(t, ours.URL+"/decode", reqBody, oursHeaders, clients, turn/4) // warm up
+	load(t, sdk.URL+"/decode", reqBody, sdkHeaders, clients, turn/4)
+	for r := 0; r < rounds; r++ {
+		lo = append(lo, load(t, ours.URL+"/decode", reqBody, oursHeaders, clients, turn)...)
+		ls = append(ls, load(t, sdk.URL+"/decode", reqBody, sdkHeaders, clients, turn)...)
+	}
+	stats := func(l []time.Duration) (rps float64, p50, p99 time.Duration) {
+		slices.Sort(l)
+		return float64(len(l)) / (rounds * turn).Seconds(), l[len(l)/2], l[len(l)*99/100]
+	}
+	ro, o50, o99 := stats(lo)
+	rs, s50, s99 := stats(ls)
+	t.Logf("decode 100 x 1 KiB, %d clients, %d interleaved rounds of %s:", clients, rounds, turn)
+	t.Logf("%-40s %8s %10s %10s", "server", "req/s", "p50", "p99")
+	t.Logf("%-40s %8.0f %10s %10s", "envelope (JWT, CORS, metrics, audit)", ro, o50.Round(time.Microsecond*100), o99.Round(time.Microsecond*100))
+	t.Logf("%-40s %8.0f %10s %10s", "SDK NewPayloadCodecHTTPHandler", rs, s50.Round(time.Microsecond*100), s99.Round(time.Microsecond*100))
+	t.Logf("throughput ratio envelope/SDK: %.2f (target >= 0.8)", ro/rs)
+	fmt.Fprintf(os.Stdout, "RATIO %.2f\n", ro/rs)
+}

@@ -1,0 +1,182 @@
+package codecserver
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/envelopecodec/envelope/keyring"
+)
+
+// Metrics are the server's Prometheus metrics, on a private registry.
+// Names are listed in docs/SERVER.md.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	payloads     *prometheus.CounterVec
+	failures     *prometheus.CounterVec
+	keyringCalls *prometheus.CounterVec
+	dataKeys     *prometheus.CounterVec
+	certExpiry   prometheus.Gauge
+}
+
+// NewMetrics returns Metrics registered on a new private registry, with
+// the Go and process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codec_server_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "codec_server_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		payloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codec_server_payloads_total", Help: "Payloads encoded or decoded successfully.",
+		}, []string{"op"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codec_server_failures_total", Help: "Failed requests by reason.",
+		}, []string{"reason"}),
+		keyringCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codec_server_keyring_calls_total", Help: "Keyring calls by operation and outcome.",
+		}, []string{"op", "outcome"}),
+		dataKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "codec_server_decode_data_keys_total", Help: "Distinct data keys needed by decode requests, by where they came from (cache or keyring).",
+		}, []string{"source"}),
+		certExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "codec_server_tls_cert_expiry_timestamp_seconds", Help: "Expiry (Unix time) of the serving TLS certificate.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.payloads, m.failures, m.keyringCalls, m.dataKeys,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the private registry, e.g. to add collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// SetCertExpiry records the serving certificate's expiry; the gauge is
+// registered on first use, so servers without TLS do not export it.
+func (m *Metrics) SetCertExpiry(t time.Time) {
+	if m == nil {
+		return
+	}
+	_ = m.reg.Register(m.certExpiry)
+	m.certExpiry.Set(float64(t.Unix()))
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// instrument returns middleware counting requests by route pattern and
+// status, timing them, and counting failures by reason.
+func (m *Metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		} else if r.Method == http.MethodOptions {
+			route = "preflight"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.code())).Inc()
+		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		if reason := stateOf(r).reason; reason != "" {
+			m.failures.WithLabelValues(reason).Inc()
+		}
+	})
+}
+
+// InstrumentKeyring returns kr counting its calls in m, and counting per
+// request how many data keys the keyring unwrapped (the rest came from the
+// codec's cache). A nil m returns kr.
+func InstrumentKeyring(kr keyring.Keyring, m *Metrics) keyring.Keyring {
+	if m == nil {
+		return kr
+	}
+	ik := &instrumentedKeyring{kr: kr, m: m}
+	if c, ok := kr.(keyring.Checker); ok {
+		return &checkingKeyring{instrumentedKeyring: ik, c: c}
+	}
+	return ik
+}
+
+type instrumentedKeyring struct {
+	kr keyring.Keyring
+	m  *Metrics
+}
+
+type checkingKeyring struct {
+	*instrumentedKeyring
+	c keyring.Checker
+}
+
+func (k *checkingKeyring) Check(ctx context.Context) error { return k.c.Check(ctx) }
+
+func outcome(err error) string {
+	if err != nil {
+		_, reason, _ := Classify(err)
+		return reason
+	}
+	return "ok"
+}
+
+func (k *instrumentedKeyring) NewDataKey(ctx context.Context, ns string) (keyring.DataKey, error) {
+	dk, err := k.kr.NewDataKey(ctx, ns)
+	k.m.keyringCalls.WithLabelValues("new_data_key", outcome(err)).Inc()
+	return dk, err
+}
+
+func (k *instrumentedKeyring) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+	out, err := k.kr.UnwrapDataKeys(ctx, ns, keys)
+	k.m.keyringCalls.WithLabelValues("unwrap_data_keys", outcome(err)).Inc()
+	if c, ok := ctx.Value(unwrapCountKey{}).(*int); ok {
+		*c += len(keys)
+	}
+	return out, err
+}
+
+type unwrapCountKey struct{}

@@ -1,0 +1,149 @@
+package codecserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// CertExpiryWarning is how close to its expiry the serving certificate
+// makes the server log a warning.
+const CertExpiryWarning = 30 * 24 * time.Hour
+
+// CertReloader serves a TLS certificate from files and reloads it when the
+// files change (cert-manager and Kubernetes secrets swap them in place).
+type CertReloader struct {
+	certFile, keyFile string
+	logger            *slog.Logger
+	metrics           *Metrics
+
+	mu       sync.RWMutex
+	cert     *tls.Certificate
+	certPEM  []byte
+	keyPEM   []byte
+	notAfter time.Time
+}
+
+// NewCertReloader loads the key pair; a bad pair fails here.
+func NewCertReloader(certFile, keyFile string, logger *slog.Logger, m *Metrics) (*CertReloader, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c := &CertReloader{certFile: certFile, keyFile: keyFile, logger: logger, metrics: m}
+	if _, err := c.Reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reload reads the files again; on error the old certificate stays. It
+// reports whether the certificate changed.
+func (c *CertReloader) Reload() (bool, error) {
+	certPEM, err := os.ReadFile(c.certFile)
+	if err != nil {
+		return false, fmt.Errorf("codecserver: TLS certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(c.keyFile)
+	if err != nil {
+		return false, fmt.Errorf("codecserver: TLS key: %w", err)
+	}
+	c.mu.RLock()
+	same := bytes.Equal(certPEM, c.certPEM) && bytes.Equal(keyPEM, c.keyPEM)
+	c.mu.RUnlock()
+	if same {
+		return false, nil
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return false, fmt.Errorf("codecserver: TLS key pair %s, %s: %w", c.certFile, c.keyFile, err)
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return false, fmt.Errorf("codecserver: TLS certificate %s: %w", c.certFile, err)
+		}
+	}
+	c.mu.Lock()
+	c.cert, c.certPEM, c.keyPEM, c.notAfter = &cert, certPEM, keyPEM, leaf.NotAfter
+	c.mu.Unlock()
+	c.metrics.SetCertExpiry(leaf.NotAfter)
+	c.checkExpiry(time.Now())
+	return true, nil
+}
+
+// NotAfter returns the expiry of the current certificate.
+func (c *CertReloader) NotAfter() time.Time {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.notAfter
+}
+
+func (c *CertReloader) checkExpiry(now time.Time) {
+	na := c.NotAfter()
+	if left := na.Sub(now); left < CertExpiryWarning {
+		c.logger.Warn("TLS certificate expires soon; renew it", "file", c.certFile, "not_after", na, "left", left.Round(time.Hour).String())
+	}
+}
+
+// GetCertificate implements tls.Config.GetCertificate.
+func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.cert, nil
+}
+
+// Watch reloads the files every interval until ctx is done, logging
+// changes, failures and a near expiry (once a day).
+func (c *CertReloader) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	lastWarn := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			changed, err := c.Reload()
+			switch {
+			case err != nil:
+				c.logger.Error("TLS certificate reload failed; keeping the old one", "err", err)
+			case changed:
+				c.logger.Info("TLS certificate reloaded", "file", c.certFile, "not_after", c.NotAfter())
+				lastWarn = now
+			case now.Sub(lastWarn) >= 24*time.Hour:
+				c.checkExpiry(now)
+				lastWarn = now
+			}
+		}
+	}
+}
+
+// TLSConfig returns a server TLS configuration (TLS 1.2 minimum) serving
+// the reloader's certificate. With clientCAFile set, clients must present a
+// certificate signed by one of its CAs (mTLS).
+func TLSConfig(c *CertReloader, clientCAFile string) (*tls.Config, error) {
+	if c == nil {
+		return nil, errors.New("codecserver: TLS: no certificate")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.GetCertificate}
+	if clientCAFile != "" {
+		pem, err := os.ReadFile(clientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("codecserver: TLS client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("codecserver: TLS client CA %s holds no PEM certificate", clientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
