@@ -1,0 +1,143 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// CodecServerOptions configures [StartCodecServer]. All fields are optional.
+type CodecServerOptions struct {
+	// Args are the codec server's flags besides --listen, e.g. --keys-file F
+	// --jwks-file J, or --insecure-no-auth.
+	Args []string
+	// Env holds extra environment variables (KEY=VALUE). The test process's
+	// own CODEC_SERVER_* and VAULT_* variables are never passed on.
+	Env []string
+	// Dir is the working directory; by default a temporary folder, so the
+	// development key file (.data/dev-keyring.json) never lands in the
+	// repository.
+	Dir string
+	// StartTimeout bounds the wait for /healthz. Default: 30s.
+	StartTimeout time.Duration
+}
+
+// CodecServer is a running bin/codec-server.
+type CodecServer struct {
+	// URL is the server's base URL, http://127.0.0.1:port.
+	URL string
+
+	proc *Process
+}
+
+// StartCodecServer runs bin/codec-server (built by `make build`) on a free
+// loopback port with opts, waits until GET /healthz answers 200 and stops it
+// when the test ends.
+func StartCodecServer(t testing.TB, opts CodecServerOptions) *CodecServer {
+	t.Helper()
+	bin := builtBinary(t, "codec-server")
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	var err error
+	for try := 0; try < 3; try++ {
+		var cs *CodecServer
+		if cs, err = startCodecServer(t, bin, opts); err == nil {
+			return cs
+		}
+		// The port FreePort chose was taken by someone else in between.
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	t.Fatalf("testenv: %v", err)
+	return nil
+}
+
+func startCodecServer(t testing.TB, bin string, opts CodecServerOptions) (*CodecServer, error) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cmd := exec.Command(bin, append([]string{"--listen", addr}, opts.Args...)...)
+	cmd.Dir = opts.Dir
+	cmd.Env = append(cleanCodecEnv(os.Environ()), opts.Env...)
+	cs := &CodecServer{URL: "http://" + addr}
+	cs.proc = StartProcess(t, "codec-server", cmd)
+
+	ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)
+	defer cancel()
+	if err := waitStatus(ctx, cs.URL+"/healthz", http.StatusOK, cs.proc); err != nil {
+		cs.proc.Stop()
+		return nil, fmt.Errorf("codec server not ready: %v\n%s", err, cs.proc.Output())
+	}
+	return cs, nil
+}
+
+// builtBinary is Binary for the binaries `make build` makes.
+func builtBinary(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("testenv: %s is missing; run `make build` (make test does) to build it: %v", p, err)
+	}
+	return p
+}
+
+// Output returns what the codec server logged so far.
+func (cs *CodecServer) Output() string { return cs.proc.Output() }
+
+// Process returns the server's process.
+func (cs *CodecServer) Process() *Process { return cs.proc }
+
+// WaitOutput polls the server's log until it contains substr.
+func (cs *CodecServer) WaitOutput(ctx context.Context, substr string, timeout time.Duration) error {
+	return cs.proc.WaitOutput(ctx, substr, timeout)
+}
+
+// waitStatus polls url until it answers want, the process exits or ctx
+// ends.
+func waitStatus(ctx context.Context, url string, want int, p *Process) error {
+	var last string
+	for {
+		if p.Exited() {
+			return fmt.Errorf("process exited: %v", p.Err())
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w; last answer: %s", url, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// cleanCodecEnv drops the variables that configure the codec server and
+// Vault, so the test's flags alone decide.
+func cleanCodecEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "CODEC_SERVER_") || strings.HasPrefix(kv, "VAULT_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `make demo` (after `make tools build`): end-to-end encryption on your
+# machine. Starts
+#   - the Temporal dev server and its Web UI (bin/temporal server start-dev),
+#     with the UI's codec endpoint pointing at the codec server,
+#   - the codec server on its embedded default (127.0.0.1:8081, the
+#     development key file .data/dev-keyring.json, CORS for the dev UI, no
+#     auth on loopback),
+#   - the example worker, then the example starter with a customer record,
+# and prints the Web UI address and a CLI command that shows the decoded
+# history. Ctrl-C stops everything it started.
+#
+# Settings (environment):
+#   DEMO_TEMPORAL_PORT, DEMO_UI_PORT, DEMO_CODEC_PORT   ports (7233, 8233, 8081);
+#       a non-default UI or codec port gives the codec server --listen and
+#       --cors-origin flags instead of its embedded default
+#   DEMO_EXIT_AFTER_START=1   stop everything and exit once the starter is done
+#   DEMO_LOG_DIR              where the processes log (.data/demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+
+TEMPORAL_PORT=${DEMO_TEMPORAL_PORT:-7233}
+UI_PORT=${DEMO_UI_PORT:-8233}
+CODEC_PORT=${DEMO_CODEC_PORT:-8081}
+LOG_DIR=${DEMO_LOG_DIR:-.data/demo}
+KEYS=.data/dev-keyring.json # the codec server's embedded default
+TASK_QUEUE=envelope-demo
+TEMPORAL_ADDR=127.0.0.1:$TEMPORAL_PORT
+CODEC_URL=http://127.0.0.1:$CODEC_PORT
+UI_URL=http://localhost:$UI_PORT
+
+say() { printf 'demo: %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+for b in bin/temporal bin/codec-server; do
+  [[ -x $b ]] || die "$b is missing; run \`make tools build\` (make demo does)"
+done
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$TEMPORAL_PORT" "$UI_PORT" "$CODEC_PORT"; do
+  if port_busy "$p"; then
+    die "port $p is in use (another demo or dev server?); stop it or set DEMO_TEMPORAL_PORT, DEMO_UI_PORT, DEMO_CODEC_PORT"
+  fi
+done
+
+mkdir -p "$LOG_DIR" .data
+chmod 700 .data
+
+# Processes started by this script, stopped in reverse order on exit.
+pids=()
+names=()
+cleanup() {
+  local rc=$?
+  # Finish stopping even if Ctrl-C is pressed again.
+  trap - EXIT
+  trap '' INT TERM
+  if ((${#pids[@]})); then
+    say "stopping ${names[*]}"
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+      kill -TERM "${pids[i]}" 2>/dev/null || true
+    done
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+      local pid=${pids[i]} n=0
+      while kill -0 "$pid" 2>/dev/null && ((n < 100)); do
+        sleep 0.1 # polling a process we stopped, with a 10 s deadline
+        n=$((n + 1))
+      done
+      if kill -0 "$pid" 2>/dev/null; then
+        say "${names[i]} did not stop in 10s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      wait "$pid" 2>/dev/null || true
+    done
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME CMD...: runs CMD in the background, logging to $LOG_DIR/NAME.log.
+start() {
+  local name=$1
+  shift
+  "$@" >"$LOG_DIR/$name.log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
+
+# wait_for WHAT TIMEOUT_S CMD...: reruns CMD until it succeeds.
+wait_for() {
+  local what=$1 timeout=$2 deadline
+  shift 2
+  deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    for i in "${!pids[@]}"; do
+      kill -0 "${pids[i]}" 2>/dev/null || die "${names[i]} exited; see $LOG_DIR/${names[i]}.log"
+    done
+    ((SECONDS < deadline)) || die "$what not ready after ${timeout}s; see $LOG_DIR/"
+    sleep 0.2 # polling readiness, with a deadline
+  done
+}
+
+say "building the example worker and starter"
+go build -o bin/example-worker ./examples/worker
+go build -o bin/example-starter ./examples/starter
+
+say "starting the Temporal dev server on $TEMPORAL_ADDR, Web UI on $UI_URL"
+start temporal bin/temporal server start-dev \
+  --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
+  --ui-codec-endpoint "$CODEC_URL" --disable-config-file
+
+codec_args=()
+if [[ $UI_PORT != 8233 || $CODEC_PORT != 8081 ]]; then
+  codec_args=(--listen "127.0.0.1:$CODEC_PORT"
+    --cors-origin "http://localhost:$UI_PORT" --cors-origin "http://127.0.0.1:$UI_PORT")
+fi
+say "starting the codec server on $CODEC_URL ${codec_args[*]:-(embedded default)}"
+# The environment must not override the embedded default.
+start codec-server env -u CODEC_SERVER_KEYS_FILE -u VAULT_ADDR bin/codec-server ${codec_args[@]+"${codec_args[@]}"}
+
+wait_for "the Temporal dev server" 120 bin/temporal operator cluster health --address "$TEMPORAL_ADDR" --disable-config-file
+wait_for "the Web UI" 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$UI_PORT"
+wait_for "the codec server" 30 bin/codec-server healthcheck --url "$CODEC_URL/healthz"
+
+# The examples read the usual Temporal client variables and the codec
+# server's keyring flags.
+export TEMPORAL_ADDRESS=$TEMPORAL_ADDR TEMPORAL_NAMESPACE=default
+unset TEMPORAL_API_KEY TEMPORAL_PROFILE CODEC_SERVER_KEYS_FILE VAULT_ADDR || true
+
+say "starting the example worker"
+start worker bin/example-worker --keys-file "$KEYS" --task-queue "$TASK_QUEUE"
+wait_for "the worker" 60 grep -q "worker started" "$LOG_DIR/worker.log"
+
+say "running the example starter"
+wid="onboard-demo-$(date +%s)"
+out=$(bin/example-starter --keys-file "$KEYS" --task-queue "$TASK_QUEUE" --workflow-id "$wid" 2>>"$LOG_DIR/starter.log") ||
+  die "the starter failed; see $LOG_DIR/starter.log"
+printf '%s\n' "$out" | sed 's/^/  starter: /'
+rid=$(printf '%s\n' "$out" | sed -n 's/.*run_id=\([^ ]*\).*/\1/p')
+
+cat <<EOF
+
+Temporal stored only ciphertext; the codec server decrypts it for you.
+
+  Web UI (decoded through the codec server):
+    $UI_URL/namespaces/default/workflows/$wid/$rid/history
+
+  The history as Temporal stores it (binary/encrypted payloads):
+    bin/temporal workflow show --address $TEMPORAL_ADDR -w $wid --detailed
+
+  The decoded history:
+    bin/temporal workflow show --address $TEMPORAL_ADDR -w $wid --detailed --codec-endpoint $CODEC_URL
+
+  Logs: $LOG_DIR/   Key file: $KEYS (development only)
+EOF
+
+if [[ ${DEMO_EXIT_AFTER_START:-} == 1 ]]; then
+  say "DEMO_EXIT_AFTER_START=1: stopping"
+  exit 0
+fi
+say "running; press Ctrl-C to stop everything"
+# Returns on Ctrl-C (the trap runs) or when a process stops.
+wait -n "${pids[@]}" || true
+for i in "${!pids[@]}"; do
+  kill -0 "${pids[i]}" 2>/dev/null || say "${names[i]} stopped; see $LOG_DIR/${names[i]}.log"
+done
+exit 1
