@@ -44,20 +44,47 @@ func ParseClientCertPermissions(entries []string) (ClientCertPermissions, error)
 
 // authenticator decides who a request comes from.
 type authenticator struct {
-	jwt   *JWTVerifier
-	certs ClientCertPermissions // nil when mTLS identities are off
-	open  bool                  // no auth configured, on purpose
+	jwt         *JWTVerifier
+	certs       ClientCertPermissions // nil when mTLS identities are off
+	open        bool                  // no auth configured, on purpose
+	requireCert bool                  // a verified client certificate is required
 }
 
 var errNoCredentials = unauthenticated("missing bearer token", nil)
 
-// authenticate returns the identity of r: from its bearer token when it
-// has an Authorization header (and a JWT verifier is configured), else from
-// its verified client certificate when certificates map to permissions,
-// else everyone's when auth is off. Errors are 401 [*Error] values.
+// errNoClientCert refuses a request that came without a verified client
+// certificate where one is required. It is a 403, not a 401: no HTTP
+// authentication (no WWW-Authenticate challenge, no token) can stand in
+// for a certificate the client presents in the TLS handshake.
+var errNoClientCert = newError(http.StatusForbidden, "client_certificate",
+	"a client certificate is required: connect over TLS with a certificate signed by the server's client CA (mTLS)", nil)
+
+// verifiedCert returns the client certificate TLS verified, or nil.
+func verifiedCert(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return r.TLS.VerifiedChains[0][0]
+}
+
+// authenticate returns the identity of r. When a client certificate is
+// required, a request without a verified one fails first (403). Then: from
+// its bearer token when it has an Authorization header (and a JWT verifier
+// is configured), else from its verified client certificate when
+// certificates map to permissions, else everyone's when auth is off.
+// Errors are [*Error] values: 401 for a missing or bad token, 403 for a
+// missing client certificate.
 func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*Identity, error) {
+	cert := verifiedCert(r)
+	if a.requireCert && cert == nil {
+		return nil, errNoClientCert
+	}
 	if a.open {
-		return &Identity{Method: "none", Permissions: AllPermissions()}, nil
+		id := &Identity{Method: "none", Permissions: AllPermissions()}
+		if cert != nil {
+			id.Subject = cert.Subject.CommonName
+		}
+		return id, nil
 	}
 	if h := r.Header.Get("Authorization"); h != "" && a.jwt != nil {
 		scheme, token, ok := strings.Cut(h, " ")
@@ -66,12 +93,11 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*Ide
 		}
 		return a.jwt.Verify(ctx, strings.TrimSpace(token))
 	}
-	if a.certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		cert := r.TLS.VerifiedChains[0][0]
+	if a.certs != nil && cert != nil {
 		return certIdentity(cert, a.certs), nil
 	}
 	if a.jwt == nil && a.certs != nil {
-		return nil, unauthenticated("missing client certificate", nil)
+		return nil, errNoClientCert
 	}
 	return nil, errNoCredentials
 }
@@ -81,7 +107,7 @@ func certIdentity(cert *x509.Certificate, m ClientCertPermissions) *Identity {
 	return &Identity{Subject: cn, Method: "mtls", Permissions: m[cn]}
 }
 
-// writeAuthError adds the WWW-Authenticate challenge of RFC 6750 to a 401.
+// writeAuthChallenge adds the WWW-Authenticate challenge of RFC 6750 to a 401.
 func writeAuthChallenge(w http.ResponseWriter, err error) {
 	var he *Error
 	if !errors.As(err, &he) || he.Status != http.StatusUnauthorized {

@@ -26,6 +26,11 @@
 // [ClientCertPermissions]. Permissions use Temporal's format,
 // "<namespace>:<read|write|worker|admin>" ([ParsePermissions]).
 //
+// [TLSConfig] verifies a client certificate if one is given but does not
+// require one, so that health probes reach /healthz and /readyz;
+// [Config.RequireClientCert] makes /encode and /decode refuse requests
+// without one (403).
+//
 // # Errors
 //
 // [Classify] is the single mapping from errors to statuses. Every error

@@ -40,8 +40,8 @@ func RequestIDFromContext(ctx context.Context) string {
 
 // RequestID gives every request a fresh random ID, sets it as the
 // X-Request-Id response header before anything else answers, and puts it
-// in the context for logs. A client's own X-Request-Id is not trusted (it
-// would let a caller forge log lines); it is logged separately.
+// in the context for logs. A client's own X-Request-Id is ignored: it
+// would let a caller forge or collide with the IDs of other requests.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte

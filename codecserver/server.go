@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -51,6 +53,13 @@ type Config struct {
 	// Unauthenticated serves everyone with every permission. Only use this
 	// if the server is reachable only from trusted clients (loopback).
 	Unauthenticated bool
+	// RequireClientCert refuses /encode and /decode (403) to requests
+	// without a client certificate verified by TLS, whatever else they
+	// carry; /healthz, /readyz and /metrics stay open so that probes and
+	// scrapers need none. Set it whenever the TLS configuration has client
+	// CAs ([TLSConfig] with a client CA file verifies a certificate if one
+	// is given but does not require one).
+	RequireClientCert bool
 
 	// CORSOrigins are the exact origins browsers may call from (the Web
 	// UI's). "*" is refused. None means no CORS headers.
@@ -114,10 +123,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated}}
+	s := &Server{cfg: cfg, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert}}
 
 	r := chi.NewRouter()
-	r.Use(RequestID, s.recoverer)
+	r.Use(RequestID, noStore, s.recoverer)
 	if cfg.Metrics != nil {
 		r.Use(cfg.Metrics.instrument)
 	}
@@ -126,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 		s.fail(w, r, newError(http.StatusNotFound, "not_found", "not found: the codec server serves POST /encode, POST /decode, /{namespace}/encode|decode, GET /healthz, /readyz, /metrics", nil))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, newError(http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" not allowed", nil))
+		s.fail(w, r, newError(http.StatusMethodNotAllowed, "method_not_allowed", "method "+truncate(r.Method, 16)+" not allowed", nil))
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
@@ -171,7 +180,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // codecHandler serves /encode and /decode (and their namespace forms).
 func (s *Server) codecHandler(action Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
 		st := stateOf(r)
 		// Resolve first so that refused requests are logged with their
 		// namespace too; authenticate before saying what is wrong with it.
@@ -208,7 +216,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		}
 		var in commonpb.Payloads
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
-			s.fail(w, r, newError(http.StatusBadRequest, "bad_request", `malformed request: want JSON {"payloads":[...]} in protojson`, err))
+			s.fail(w, r, newError(http.StatusBadRequest, "bad_request", `malformed request: want JSON {"payloads":[...]} in protojson`, protojsonDetail(err)))
 			return
 		}
 		st.count = len(in.Payloads)
@@ -247,6 +255,18 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		w.WriteHeader(http.StatusOK)
 		w.Write(resp)
 	}
+}
+
+var protojsonPosition = regexp.MustCompile(`\(line \d+:\d+\)`)
+
+// protojsonDetail is what the log may say about a protojson error: where
+// the body went wrong, never the text of the error, which quotes the
+// offending value (for /encode, plaintext).
+func protojsonDetail(err error) error {
+	if pos := protojsonPosition.FindString(err.Error()); pos != "" {
+		return errors.New("protojson rejected the body at " + strings.Trim(pos, "()"))
+	}
+	return errors.New("protojson rejected the body")
 }
 
 // distinctDataKeys counts the distinct wrapped data keys among sealed

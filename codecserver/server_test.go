@@ -58,6 +58,12 @@ func TestRoundTripKeepsOrderAndCount(t *testing.T) {
 		if h.Get("Cache-Control") != "no-store" {
 			t.Errorf("Cache-Control = %q, want no-store", h.Get("Cache-Control"))
 		}
+		if len(h.Get("X-Request-Id")) != 16 {
+			t.Errorf("X-Request-Id = %q, want a 16-digit hex ID", h.Get("X-Request-Id"))
+		}
+	}
+	if enc.header.Get("X-Request-Id") == dec.header.Get("X-Request-Id") {
+		t.Error("two requests got the same X-Request-Id")
 	}
 }
 
@@ -159,8 +165,13 @@ func TestJWT(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(e.log.String(), strings.TrimPrefix(e.bearer("default:read"), "Bearer ")[:40]) {
-		t.Error("a token reached the log")
+	// No token, valid or not, and no Authorization header reaches a log:
+	// every JWT starts with the base64 of `{"`, "eyJ".
+	logs := e.log.String() + e.audit.String()
+	for _, leak := range []string{"eyJ", "not.a.jwt", "YTpi"} {
+		if strings.Contains(logs, leak) {
+			t.Errorf("the log holds %q from an Authorization header:\n%s", leak, logs)
+		}
 	}
 }
 
@@ -251,13 +262,24 @@ func TestCORS(t *testing.T) {
 	if a.header.Get("X-Request-Id") == "" {
 		t.Error("preflight without X-Request-Id")
 	}
-	for _, bad := range []string{"http://evil.test", "http://localhost:8234", "https://localhost:8233"} {
-		if got := preflight(bad).header.Get("Access-Control-Allow-Origin"); got != "" {
-			t.Errorf("preflight from %s: Access-Control-Allow-Origin = %q, want none", bad, got)
+	// A disallowed origin gets no CORS header at all: not on the preflight,
+	// not on an error, not on a success.
+	sealed := body(t, e.sealed("default", 1))
+	for _, bad := range []string{"http://evil.test", "http://localhost:8234", "https://localhost:8233", "null"} {
+		answers := map[string]answer{
+			"preflight": preflight(bad),
+			"401":       e.do(call{path: "/decode", body: []byte(`{}`), headers: map[string]string{"Origin": bad}}),
+			"200":       e.do(call{path: "/decode", body: sealed, headers: map[string]string{"Origin": bad, "Authorization": e.bearer("default:read")}}),
 		}
-		a := e.do(call{path: "/decode", body: []byte(`{}`), headers: map[string]string{"Origin": bad}})
-		if a.header.Get("Access-Control-Allow-Origin") != "" {
-			t.Errorf("POST from %s got CORS headers", bad)
+		if answers["200"].status != 200 {
+			t.Errorf("POST from %s with a valid token: %d; CORS is the browser's business, not an authorization check", bad, answers["200"].status)
+		}
+		for what, a := range answers {
+			for k := range a.header {
+				if strings.HasPrefix(k, "Access-Control-") {
+					t.Errorf("%s from %s has %s: %q", what, bad, k, a.header.Get(k))
+				}
+			}
 		}
 	}
 }
@@ -292,20 +314,26 @@ func TestErrorAnswers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{mutate: func(c *codecserver.Config) { c.MaxBodyBytes = 4096; c.MaxPayloads = 10 }})
 	read := e.bearer("default:read")
+	admin := e.bearer("system:admin")
 	tests := []struct {
 		name    string
 		c       call
 		want    int
+		reason  string
 		mention string
 	}{
-		{"an unknown route is 404", call{method: "GET", path: "/nope"}, 404, "not found"},
-		{"GET /decode is 405", call{method: "GET", path: "/decode"}, 405, "not allowed"},
-		{"a body over the limit is 413", call{path: "/decode", body: body(t, plainPayloads(3, 4096)), headers: map[string]string{"Authorization": read}}, 413, "larger than 4096"},
-		{"too many payloads is 413", call{path: "/decode", body: body(t, plainPayloads(11, 1)), headers: map[string]string{"Authorization": read}}, 413, "at most 10"},
-		{"malformed JSON is 400", call{path: "/decode", body: []byte(`{"payloads": [`), headers: map[string]string{"Authorization": read}}, 400, "malformed request"},
-		{"JSON of the wrong shape is 400", call{path: "/decode", body: []byte(`{"payloads": {"secret-value": 1}}`), headers: map[string]string{"Authorization": read}}, 400, "malformed request"},
-		{"path and header disagreeing is 400", call{path: "/default/decode", body: []byte(`{}`), headers: map[string]string{"Authorization": e.bearer("system:admin"), "X-Namespace": "other"}}, 400, "differ"},
-		{"an invalid namespace is 400", call{path: "/decode", body: []byte(`{}`), headers: map[string]string{"Authorization": e.bearer("system:admin"), "X-Namespace": "a b"}}, 400, "namespace"},
+		{"an unknown route is 404", call{method: "GET", path: "/nope"}, 404, "not_found", "not found"},
+		{"GET /decode is 405", call{method: "GET", path: "/decode"}, 405, "method_not_allowed", "not allowed"},
+		{"no token is 401", call{path: "/decode", body: []byte(`{}`)}, 401, "unauthenticated", "missing bearer token"},
+		{"a token without the permission is 403", call{path: "/decode", body: []byte(`{}`), headers: map[string]string{"Authorization": e.bearer("other:read")}}, 403, "forbidden", "default:read"},
+		{"a body over the limit is 413", call{path: "/decode", body: body(t, plainPayloads(3, 4096)), headers: map[string]string{"Authorization": read}}, 413, "body_too_large", "larger than 4096"},
+		{"a body over the limit on encode is 413", call{path: "/encode", body: body(t, plainPayloads(3, 4096)), headers: map[string]string{"Authorization": admin}}, 413, "body_too_large", "larger than 4096"},
+		{"too many payloads is 413", call{path: "/decode", body: body(t, plainPayloads(11, 1)), headers: map[string]string{"Authorization": read}}, 413, "too_many_payloads", "at most 10"},
+		{"malformed JSON is 400", call{path: "/decode", body: []byte(`{"payloads": [`), headers: map[string]string{"Authorization": read}}, 400, "bad_request", "malformed request"},
+		{"JSON of the wrong shape is 400", call{path: "/decode", body: []byte(`{"payloads": {"secret-value": 1}}`), headers: map[string]string{"Authorization": read}}, 400, "bad_request", "malformed request"},
+		{"a bad base64 value is 400 and not echoed", call{path: "/encode", body: []byte(`{"payloads":[{"data":"secret-value!!"}]}`), headers: map[string]string{"Authorization": admin}}, 400, "bad_request", "malformed request"},
+		{"path and header disagreeing is 400", call{path: "/default/decode", body: []byte(`{}`), headers: map[string]string{"Authorization": admin, "X-Namespace": "other"}}, 400, "namespace", "differ"},
+		{"an invalid namespace is 400", call{path: "/decode", body: []byte(`{}`), headers: map[string]string{"Authorization": admin, "X-Namespace": "a b"}}, 400, "namespace", "namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,7 +341,7 @@ func TestErrorAnswers(t *testing.T) {
 				tt.c.headers = map[string]string{}
 			}
 			tt.c.headers["Origin"] = uiOrigin
-			a := e.do(tt.c)
+			a := e.do(tt.c) // also checks the body is {"error": ...}
 			if a.status != tt.want {
 				t.Fatalf("status %d (%q), want %d", a.status, a.errText, tt.want)
 			}
@@ -323,18 +351,44 @@ func TestErrorAnswers(t *testing.T) {
 			if strings.Contains(a.errText, "secret-value") {
 				t.Errorf("error %q echoes the request", a.errText)
 			}
-			if a.header.Get("Access-Control-Allow-Origin") != uiOrigin {
-				t.Error("no CORS headers on the error answer")
+			for k, want := range map[string]string{
+				"Access-Control-Allow-Origin":      uiOrigin,
+				"Access-Control-Allow-Credentials": "true",
+				"Cache-Control":                    "no-store",
+				"Content-Type":                     "application/json",
+			} {
+				if got := a.header.Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
 			}
 			id := a.header.Get("X-Request-Id")
 			if id == "" {
 				t.Fatal("no X-Request-Id")
 			}
-			if !strings.Contains(e.log.String(), `"request_id":"`+id+`"`) {
-				t.Errorf("the failure log has no line with request ID %s", id)
+			line := logLine(t, e.log.String(), id)
+			if line == nil {
+				t.Fatalf("the failure log has no line with request ID %s:\n%s", id, e.log)
+			}
+			if line["reason"] != tt.reason || line["status"] != float64(tt.want) || line["msg"] != "request failed" {
+				t.Errorf("failure log line %v: want reason %q, status %d", line, tt.reason, tt.want)
 			}
 		})
 	}
+	if strings.Contains(e.log.String(), "secret-value") || strings.Contains(e.audit.String(), "secret-value") {
+		t.Errorf("a value from a rejected body reached the log:\n%s", e.log)
+	}
+}
+
+// logLine returns the JSON log line whose request_id is id, or nil.
+func logLine(t *testing.T, log, id string) map[string]any {
+	t.Helper()
+	for _, l := range strings.Split(log, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["request_id"] == id {
+			return m
+		}
+	}
+	return nil
 }
 
 func TestBodyLimitWithoutContentLength(t *testing.T) {
@@ -342,13 +396,23 @@ func TestBodyLimitWithoutContentLength(t *testing.T) {
 	e := newEnv(t, envOptions{noAuth: true, mutate: func(c *codecserver.Config) { c.MaxBodyBytes = 1024 }})
 	req, _ := http.NewRequest("POST", e.url+"/decode", struct{ *bytes.Reader }{bytes.NewReader(body(t, plainPayloads(4, 1024)))})
 	req.ContentLength = -1 // chunked
+	req.Header.Set("Origin", uiOrigin)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 413 {
-		t.Errorf("status %d, want 413", resp.StatusCode)
+	defer resp.Body.Close()
+	var j struct{ Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || resp.StatusCode != 413 || !strings.Contains(j.Error, "larger than 1024") {
+		t.Errorf("status %d, error %q (%v); want 413 with a JSON error", resp.StatusCode, j.Error, err)
+	}
+	for k, want := range map[string]string{"Access-Control-Allow-Origin": uiOrigin, "Cache-Control": "no-store", "Content-Type": "application/json"} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if line := logLine(t, e.log.String(), resp.Header.Get("X-Request-Id")); line == nil || line["reason"] != "body_too_large" {
+		t.Errorf("no failure log line with the request ID and reason body_too_large:\n%s", e.log)
 	}
 }
 
@@ -397,9 +461,12 @@ func TestPayloadsThatFailToDecode(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, envOptions{noAuth: true})
 			ps := tt.prepare(e)
-			a := e.do(call{path: "/decode", body: body(t, ps)})
+			a := e.do(call{path: "/decode", body: body(t, ps), headers: map[string]string{"Origin": uiOrigin}})
 			if a.status != tt.want {
 				t.Fatalf("status %d (%q), want %d", a.status, a.errText, tt.want)
+			}
+			if a.header.Get("Access-Control-Allow-Origin") != uiOrigin {
+				t.Error("no CORS headers on the error answer for an allowed origin")
 			}
 			if strings.Contains(a.errText, "codec:") || strings.Contains(a.errText, "keyring") && tt.want == 500 || strings.Contains(a.errText, "/secret/path") {
 				t.Errorf("error %q leaks internal detail", a.errText)
@@ -407,8 +474,8 @@ func TestPayloadsThatFailToDecode(t *testing.T) {
 			if a.header.Get("Cache-Control") != "no-store" {
 				t.Error("no Cache-Control: no-store on a failed decode")
 			}
-			if !strings.Contains(e.log.String(), a.header.Get("X-Request-Id")) {
-				t.Error("failure not logged with the request ID")
+			if line := logLine(t, e.log.String(), a.header.Get("X-Request-Id")); line == nil || line["reason"] == "" {
+				t.Errorf("failure not logged with the request ID and a reason:\n%s", e.log)
 			}
 		})
 	}
@@ -418,23 +485,28 @@ func TestNamespaceResolution(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
+		def    string // Config.DefaultNamespace; "" leaves it unset
 		path   string
 		header *string
 		want   string
 		status int
 	}{
-		{"no header means the default namespace", "/decode", nil, "default", 200},
-		{"an empty header (the temporal CLI) means the default namespace", "/decode", ptr(""), "default", 200},
-		{"the header names the namespace", "/decode", ptr("payments"), "payments", 200},
-		{"the path names the namespace", "/payments/decode", nil, "payments", 200},
-		{"the path wins over an empty header", "/payments/decode", ptr(""), "payments", 200},
-		{"path and header agreeing is fine", "/payments/decode", ptr("payments"), "payments", 200},
-		{"path and header disagreeing is 400", "/payments/decode", ptr("default"), "", 400},
+		{"no header means the default namespace", "", "/decode", nil, "default", 200},
+		{"an empty header (the temporal CLI) means the default namespace", "", "/decode", ptr(""), "default", 200},
+		{"an empty header means the configured default namespace", "staging", "/decode", ptr(""), "staging", 200},
+		{"no header means the configured default namespace", "staging", "/decode", nil, "staging", 200},
+		{"the header wins over the configured default namespace", "staging", "/decode", ptr("payments"), "payments", 200},
+		{"the header names the namespace", "", "/decode", ptr("payments"), "payments", 200},
+		{"the path names the namespace", "", "/payments/decode", nil, "payments", 200},
+		{"the path wins over an empty header", "", "/payments/decode", ptr(""), "payments", 200},
+		{"the path wins over the configured default namespace", "staging", "/payments/decode", ptr(""), "payments", 200},
+		{"path and header agreeing is fine", "", "/payments/decode", ptr("payments"), "payments", 200},
+		{"path and header disagreeing is 400", "", "/payments/decode", ptr("default"), "", 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOptions{mutate: func(c *codecserver.Config) { c.DefaultNamespace = "default" }})
+			e := newEnv(t, envOptions{mutate: func(c *codecserver.Config) { c.DefaultNamespace = tt.def }})
 			h := map[string]string{"Authorization": e.bearer(tt.want + ":write")}
 			if tt.want == "" {
 				h["Authorization"] = e.bearer("system:admin")
@@ -492,11 +564,20 @@ func TestAuditAndLogsHoldNoPlaintext(t *testing.T) {
 	if last["outcome"] != "forbidden" || last["subject"] != jwttest.DefaultSubject || last["route"] != "decode" {
 		t.Errorf("audit line %s", lines[2])
 	}
+	// A rejected body and a bad token are not echoed into the log either.
+	bad := e.do(call{path: "/encode", body: []byte(`{"payloads":[{"data":"` + secret + `!!"}]}`), headers: map[string]string{"Authorization": tok}})
+	if bad.status != 400 || strings.Contains(string(bad.body), secret) {
+		t.Errorf("malformed encode: %d %s", bad.status, bad.body)
+	}
+	e.do(call{path: "/decode", body: enc.body, headers: map[string]string{"Authorization": "Bearer " + secret}})
 	all := e.audit.String() + e.log.String()
-	for _, leak := range []string{secret, strings.TrimPrefix(tok, "Bearer ")} {
+	for _, leak := range []string{secret, strings.TrimPrefix(tok, "Bearer "), "eyJ"} {
 		if strings.Contains(all, leak) {
-			t.Errorf("logs contain %q", leak[:10])
+			t.Errorf("logs contain %q", leak[:3])
 		}
+	}
+	if !strings.Contains(e.log.String(), "protojson rejected the body at line 1:") {
+		t.Errorf("the failure log does not say where the body went wrong:\n%s", e.log)
 	}
 }
 

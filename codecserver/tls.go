@@ -126,8 +126,12 @@ func (c *CertReloader) Watch(ctx context.Context, interval time.Duration) {
 }
 
 // TLSConfig returns a server TLS configuration (TLS 1.2 minimum) serving
-// the reloader's certificate. With clientCAFile set, clients must present a
-// certificate signed by one of its CAs (mTLS).
+// the reloader's certificate. With clientCAFile set, a client certificate
+// is verified against its CAs when the client presents one (a certificate
+// from another CA fails the handshake), but the handshake does not require
+// one: Kubernetes probes and the Docker HEALTHCHECK reach /healthz and
+// /readyz without. Set [Config.RequireClientCert] so that /encode and
+// /decode require a verified certificate (mTLS).
 func TLSConfig(c *CertReloader, clientCAFile string) (*tls.Config, error) {
 	if c == nil {
 		return nil, errors.New("codecserver: TLS: no certificate")
@@ -143,7 +147,7 @@ func TLSConfig(c *CertReloader, clientCAFile string) (*tls.Config, error) {
 			return nil, fmt.Errorf("codecserver: TLS client CA %s holds no PEM certificate", clientCAFile)
 		}
 		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	return cfg, nil
 }

@@ -2,6 +2,7 @@ package codecserver_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
+	"github.com/envelopecodec/envelope/internal/jwttest"
 	"github.com/envelopecodec/envelope/keyring/keyringtest"
 )
 
@@ -80,10 +82,11 @@ func writeFiles(t testing.TB, dir string, files map[string][]byte) {
 	}
 }
 
-func TestMTLS(t *testing.T) {
-	t.Parallel()
+// mtlsServer serves h over TLS with the server certificate of ca, asking
+// for (not requiring) client certificates signed by ca.
+func mtlsServer(t *testing.T, ca *testCA, h http.Handler) string {
+	t.Helper()
 	dir := t.TempDir()
-	ca := newCA(t)
 	srvCert, srvKey := ca.issue(t, "codec-server", 90*24*time.Hour, true)
 	writeFiles(t, dir, map[string][]byte{"ca.pem": ca.pem, "srv.pem": srvCert, "srv.key": srvKey})
 	cr, err := codecserver.NewCertReloader(filepath.Join(dir, "srv.pem"), filepath.Join(dir, "srv.key"), nil, nil)
@@ -94,50 +97,81 @@ func TestMTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// httptest's StartTLS would put its own certificate first; serve ours.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsrv := &http.Server{Handler: h, TLSConfig: tcfg, ErrorLog: slog.NewLogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)).Handler(), slog.LevelError)}
+	go hsrv.Serve(tls.NewListener(ln, tcfg))
+	t.Cleanup(func() { hsrv.Close() })
+	return "https://" + ln.Addr().String()
+}
+
+// mtlsClient trusts ca and presents a certificate for cn signed by
+// signer (none when cn is "").
+func mtlsClient(t *testing.T, ca, signer *testCA, cn string) *http.Client {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.pem)
+	tc := &tls.Config{RootCAs: roots}
+	if cn != "" {
+		cp, kp := signer.issue(t, cn, time.Hour, false)
+		pair, err := tls.X509KeyPair(cp, kp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+}
+
+type tlsAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func tlsDo(t *testing.T, cl *http.Client, method, url string, b []byte, h map[string]string) (tlsAnswer, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return tlsAnswer{}, err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	return tlsAnswer{status: resp.StatusCode, header: resp.Header, body: string(rb)}, nil
+}
+
+func TestMTLS(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
 	kr := keyringtest.New()
 	c, _ := codec.New(kr, codec.Options{})
 	perms, err := codecserver.ParseClientCertPermissions([]string{"ui-proxy=default:read", "ui-proxy=staging:read", "nobody=other:read"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := codecserver.New(codecserver.Config{Codec: c, ClientCertPermissions: perms, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var logs syncBuffer
+	srv, err := codecserver.New(codecserver.Config{
+		Codec: c, Keyring: kr, ClientCertPermissions: perms, RequireClientCert: true,
+		CORSOrigins: []string{uiOrigin}, Metrics: codecserver.NewMetrics(),
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// httptest's StartTLS would put its own certificate first; serve ours.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hsrv := &http.Server{Handler: srv, TLSConfig: tcfg, ErrorLog: slog.NewLogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)).Handler(), slog.LevelError)}
-	go hsrv.Serve(tls.NewListener(ln, tcfg))
-	t.Cleanup(func() { hsrv.Close() })
-	hs := struct{ URL string }{"https://" + ln.Addr().String()}
+	url := mtlsServer(t, ca, srv)
 	sealed, _ := c.Encode(plainPayloads(1, 10))
-
-	client := func(cn string) *http.Client {
-		roots := x509.NewCertPool()
-		roots.AppendCertsFromPEM(ca.pem)
-		tc := &tls.Config{RootCAs: roots}
-		if cn != "" {
-			cp, kp := ca.issue(t, cn, time.Hour, false)
-			pair, err := tls.X509KeyPair(cp, kp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.Certificates = []tls.Certificate{pair}
-		}
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
-	}
-	post := func(cl *http.Client, ns string) (int, error) {
-		req, _ := http.NewRequest("POST", hs.URL+"/decode", bytes.NewReader(body(t, sealed)))
-		req.Header.Set("X-Namespace", ns)
-		resp, err := cl.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
+	post := func(cl *http.Client, path, ns string) (tlsAnswer, error) {
+		return tlsDo(t, cl, "POST", url+path, body(t, sealed), map[string]string{"X-Namespace": ns, "Origin": uiOrigin})
 	}
 	for _, tt := range []struct {
 		name, cn, ns string
@@ -148,24 +182,100 @@ func TestMTLS(t *testing.T) {
 		{"an unmapped certificate is 403", "stranger", "default", 403},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := post(client(tt.cn), tt.ns)
-			if err != nil || got != tt.want {
-				t.Errorf("status %d, %v; want %d", got, err, tt.want)
+			a, err := post(mtlsClient(t, ca, ca, tt.cn), "/decode", tt.ns)
+			if err != nil || a.status != tt.want {
+				t.Errorf("status %d, %v; want %d", a.status, err, tt.want)
 			}
 		})
 	}
-	t.Run("no client certificate fails the handshake", func(t *testing.T) {
-		if _, err := post(client(""), "default"); err == nil {
-			t.Error("request without a client certificate succeeded")
+	t.Run("probes and metrics need no client certificate", func(t *testing.T) {
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			a, err := tlsDo(t, mtlsClient(t, ca, ca, ""), "GET", url+path, nil, nil)
+			if err != nil || a.status != 200 {
+				t.Errorf("GET %s without a client certificate: %d, %v; want 200", path, a.status, err)
+			}
+		}
+	})
+	t.Run("encode and decode without a client certificate are 403", func(t *testing.T) {
+		for _, path := range []string{"/decode", "/encode", "/default/decode"} {
+			a, err := post(mtlsClient(t, ca, ca, ""), path, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.status != 403 || !strings.Contains(a.body, `"error":"a client certificate is required`) {
+				t.Errorf("POST %s without a client certificate: %d %s; want 403 naming the certificate", path, a.status, a.body)
+			}
+			if a.header.Get("WWW-Authenticate") != "" {
+				t.Errorf("403 with a WWW-Authenticate challenge %q: no HTTP credential can replace the certificate", a.header.Get("WWW-Authenticate"))
+			}
+			if a.header.Get("Access-Control-Allow-Origin") != uiOrigin || a.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("403 headers %v: want CORS for the allowed origin and Cache-Control: no-store", a.header)
+			}
+			id := a.header.Get("X-Request-Id")
+			if id == "" || !strings.Contains(logs.String(), `"request_id":"`+id+`"`) || !strings.Contains(logs.String(), `"reason":"client_certificate"`) {
+				t.Errorf("no failure log line with request ID %q and reason client_certificate:\n%s", id, logs.String())
+			}
+		}
+	})
+	t.Run("a certificate from another CA fails the handshake", func(t *testing.T) {
+		if _, err := tlsDo(t, mtlsClient(t, ca, newCA(t), "ui-proxy"), "GET", url+"/healthz", nil, nil); err == nil {
+			t.Error("a client certificate from an unknown CA was accepted")
 		}
 	})
 	t.Run("TLS 1.1 is refused", func(t *testing.T) {
-		cl := client("ui-proxy")
+		cl := mtlsClient(t, ca, ca, "ui-proxy")
 		cl.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS11
-		if _, err := post(cl, "default"); err == nil {
+		if _, err := post(cl, "/decode", "default"); err == nil {
 			t.Error("TLS 1.1 accepted")
 		}
 	})
+}
+
+// TestMTLSWithJWT: with a client CA and JWT, /encode and /decode need both
+// a verified client certificate and a valid token.
+func TestMTLSWithJWT(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	iss := jwttest.New(t, jwttest.Options{})
+	v, err := codecserver.NewJWTVerifier(context.Background(), codecserver.JWTConfig{JWKSFile: iss.WriteJWKSFile(t, ""), Issuer: iss.IssuerURL(), Audience: iss.Audience()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustCodec(t)
+	srv, err := codecserver.New(codecserver.Config{Codec: c, JWT: v, RequireClientCert: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := mtlsServer(t, ca, srv)
+	sealed, _ := c.Encode(plainPayloads(1, 10))
+	token := iss.Bearer(t, jwttest.Claims{Permissions: []string{"default:read"}})
+	for _, tt := range []struct {
+		name      string
+		cn, auth  string
+		want      int
+		challenge bool
+	}{
+		{"a certificate and a token decode", "worker", token, 200, false},
+		{"a token without a certificate is 403", "", token, 403, false},
+		{"a certificate without a token is 401", "worker", "", 401, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{}
+			if tt.auth != "" {
+				h["Authorization"] = tt.auth
+			}
+			a, err := tlsDo(t, mtlsClient(t, ca, ca, tt.cn), "POST", url+"/decode", body(t, sealed), h)
+			if err != nil || a.status != tt.want {
+				t.Fatalf("status %d, %v (%s); want %d", a.status, err, a.body, tt.want)
+			}
+			if got := a.header.Get("WWW-Authenticate") != ""; got != tt.challenge {
+				t.Errorf("WWW-Authenticate %q, want one: %v", a.header.Get("WWW-Authenticate"), tt.challenge)
+			}
+		})
+	}
+	if a, err := tlsDo(t, mtlsClient(t, ca, ca, ""), "GET", url+"/readyz", nil, nil); err != nil || a.status != 200 {
+		t.Errorf("/readyz without a client certificate: %d, %v", a.status, err)
+	}
 }
 
 func TestCertReloaderReloadsAndWarns(t *testing.T) {

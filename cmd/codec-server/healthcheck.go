@@ -24,7 +24,7 @@ func runHealthcheck(args []string, stdout, stderr io.Writer, lookup func(string)
 	url := fs.String("url", "", "URL to GET (default: http://<--listen of the environment, else 127.0.0.1:8081>/healthz)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	caFile := fs.String("cacert", "", "PEM CA bundle to verify an https:// server")
-	certFile := fs.String("cert", "", "PEM client certificate, for a server that requires mTLS")
+	certFile := fs.String("cert", "", "PEM client certificate to present (not needed for /healthz or /readyz: with --tls-client-ca only /encode and /decode require one)")
 	keyFile := fs.String("key", "", "PEM key of --cert")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -47,7 +47,10 @@ func runHealthcheck(args []string, stdout, stderr io.Writer, lookup func(string)
 			return 1
 		}
 		tcfg.RootCAs = x509.NewCertPool()
-		tcfg.RootCAs.AppendCertsFromPEM(pem)
+		if !tcfg.RootCAs.AppendCertsFromPEM(pem) {
+			fmt.Fprintf(stderr, "codec-server healthcheck: --cacert %s holds no PEM certificate\n", *caFile)
+			return 1
+		}
 	}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)

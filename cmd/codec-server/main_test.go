@@ -137,6 +137,30 @@ func (p *proc) ready(t *testing.T) string {
 	}
 }
 
+// logContains polls the process's stderr for want until a deadline: the
+// server writes a line before it answers, but the pipe is read
+// asynchronously.
+func (p *proc) logContains(want string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.log(), want) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+	return true
+}
+
+// logLineWith returns the first stderr line containing s, or "".
+func (p *proc) logLineWith(s string) string {
+	for _, l := range strings.Split(p.log(), "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
 // wait waits for the process to exit and returns its exit code.
 func (p *proc) wait(t *testing.T) int {
 	t.Helper()
@@ -207,6 +231,20 @@ func TestEmbeddedDefault(t *testing.T) {
 	sealed, err := remote.Encode(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Observability is on without flags: metrics at /metrics, the audit
+	// log as JSON lines on stderr.
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(mb), `codec_server_requests_total{code="200",route="/encode"} 1`) {
+		t.Errorf("/metrics without flags: %d\n%s", resp.StatusCode, mb)
+	}
+	if !p.logContains(`"msg":"audit","log":"audit"`) || !p.logContains(`"route":"encode","count":1,"status":200,"outcome":"ok"`) {
+		t.Errorf("no audit line on stderr without flags:\n%s", p.log())
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 0 {
@@ -366,10 +404,46 @@ func TestInteropWithJWT(t *testing.T) {
 	iss := jwttest.New(t, jwttest.Options{})
 	jwks := iss.WriteJWKSFile(t, filepath.Join(dir, "jwks.json"))
 	auditFile := filepath.Join(dir, "audit.log")
-	p := start(t, dir, []string{"CODEC_SERVER_JWT_AUDIENCE=" + iss.Audience()},
+	p := start(t, dir, []string{"CODEC_SERVER_JWT_AUDIENCE=" + iss.Audience(), "CODEC_SERVER_DEFAULT_NAMESPACE=payments"},
 		"--listen", "127.0.0.1:0", "--keys-file", keys, "--jwks-file", jwks, "--jwt-issuer", iss.IssuerURL(),
 		"--cors-origin", "https://ui.example.com/", "--audit-log", auditFile, "--log-format", "json")
 	url := p.ready(t)
+
+	// The origin was given with a trailing slash; the browser sends none.
+	req, _ := http.NewRequest("OPTIONS", url+"/decode", nil)
+	req.Header.Set("Origin", "https://ui.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,x-namespace")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "https://ui.example.com" || resp.Header.Get("Access-Control-Max-Age") != "600" ||
+		resp.Header.Get("Access-Control-Allow-Credentials") != "true" || !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
+		t.Errorf("preflight from the UI: %v", resp.Header)
+	}
+	// A refused call, as the Web UI makes it: the browser sees the 401 (CORS
+	// headers on the error), and the log line with its request ID says why.
+	req, _ = http.NewRequest("POST", url+"/decode", strings.NewReader(`{"payloads":[]}`))
+	req.Header.Set("Origin", "https://ui.example.com")
+	req.Header.Set("X-Namespace", "payments")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != "https://ui.example.com" ||
+		!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(string(eb), `"error":"missing bearer token"`) || id == "" {
+		t.Errorf("decode without a token from the UI: %d %v %s", resp.StatusCode, resp.Header, eb)
+	}
+	if !p.logContains(`"request_id":"` + id + `"`) {
+		t.Errorf("no log line with request ID %q:\n%s", id, p.log())
+	} else if line := p.logLineWith(id); !strings.Contains(line, `"reason":"unauthenticated"`) || !strings.Contains(line, `"status":401`) {
+		t.Errorf("the failure log line lacks the reason: %s", line)
+	}
 	token := iss.Bearer(t, jwttest.Claims{Permissions: []string{"payments:write"}})
 	remote := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{
 		Endpoint: url + "/payments",
@@ -415,6 +489,20 @@ func TestInteropWithJWT(t *testing.T) {
 	if err != nil || !proto.Equal(fromServer[3], in[3]) {
 		t.Errorf("the in-process codec does not decode what the server sealed: %v", err)
 	}
+	// --default-namespace (from the environment): the root endpoint with an
+	// empty X-Namespace, as the temporal CLI calls it, means payments; the
+	// token allows nothing else.
+	cli := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{
+		Endpoint: url,
+		ModifyRequest: func(r *http.Request) error {
+			r.Header.Set("Authorization", token)
+			r.Header.Set("X-Namespace", "")
+			return nil
+		},
+	})
+	if out, err := cli.Decode(sealed); err != nil || !proto.Equal(out[0], in[0]) {
+		t.Errorf("decode with an empty X-Namespace and --default-namespace payments: %v", err)
+	}
 	// Without a token: 401, and the SDK client reports it.
 	anon := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{Endpoint: url})
 	if _, err := anon.Decode(sealed); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
@@ -452,11 +540,15 @@ func TestMainRunAndClose(t *testing.T) {
 	var logs bytes.Buffer
 	m.Stderr = &syncWriter{w: &logs}
 	m.LookupEnv = func(string) (string, bool) { return "", false }
-	if err := m.ParseFlags(context.Background(), []string{"--listen", "127.0.0.1:0", "--keys-file", keys, "--audit=false", "--metrics=false"}); err != nil {
+	if err := m.ParseFlags(context.Background(), []string{"--listen", "127.0.0.1:0", "--keys-file", keys, "--audit=false", "--metrics=false",
+		"--read-header-timeout", "3s", "--read-timeout", "4s", "--write-timeout", "5s", "--idle-timeout", "6s"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if s := m.srv; s.ReadHeaderTimeout != 3*time.Second || s.ReadTimeout != 4*time.Second || s.WriteTimeout != 5*time.Second || s.IdleTimeout != 6*time.Second {
+		t.Errorf("server timeouts %v %v %v %v, want 3s 4s 5s 6s", s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
 	}
 	resp, err := http.Get(m.URL() + "/metrics")
 	if err != nil {
@@ -466,11 +558,20 @@ func TestMainRunAndClose(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Errorf("/metrics with --metrics=false: %d, want 404", resp.StatusCode)
 	}
+	in := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}}
+	if _, err := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{Endpoint: m.URL()}).Encode(in); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := http.Get(m.URL() + "/healthz"); err == nil {
 		t.Error("still serving after Close")
+	}
+	// The audit line would have been written before the answer; Close
+	// has waited for the request.
+	if strings.Contains(m.Stderr.(*syncWriter).String(), `"msg":"audit"`) {
+		t.Errorf("an audit line with --audit=false:\n%s", m.Stderr.(*syncWriter).String())
 	}
 }
 
@@ -483,4 +584,10 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.w)
 }

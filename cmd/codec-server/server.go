@@ -136,7 +136,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) to serve HTTPS; reloaded when it changes")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
-	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; clients must present a certificate it signed (mTLS)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; /encode and /decode require a client certificate it signed (mTLS); /healthz, /readyz and /metrics do not")
 	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to check the TLS files for changes")
 	fs.Var(&c.ClientPermissions, "client-permission", "grant a client certificate's subject common name a permission, <CN>=<namespace>:<role> (repeatable; turns mTLS identities on)")
 
@@ -305,6 +305,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxPayloads:      c.MaxPayloads,
 		Logger:           m.logger,
 		Metrics:          metrics,
+		// The handshake verifies a client certificate if one is given;
+		// /encode and /decode require one, probes and /metrics do not.
+		RequireClientCert: c.TLSClientCA != "",
 	}
 	if c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" {
 		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{

@@ -91,21 +91,29 @@ func TestMTLSBinary(t *testing.T) {
 	if !strings.Contains(p.log(), "expires soon") {
 		t.Errorf("no warning for a certificate valid 10 days:\n%s", p.log())
 	}
-	// The health check speaks mTLS too; poll it until the server is ready.
-	args := []string{"healthcheck", "--url", url + "/healthz", "--cacert", f("ca.pem"), "--cert", f("client.pem"), "--key", f("client.key")}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, stderr, code := runBinary(t, dir, nil, args...)
-		if code == 0 {
-			break
+	// Probes need no client certificate (Kubernetes httpGet probes and the
+	// Docker HEALTHCHECK have none): poll /healthz, then /readyz, until the
+	// server is ready.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		args := []string{"healthcheck", "--url", url + path, "--cacert", f("ca.pem")}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			_, stderr, code := runBinary(t, dir, nil, args...)
+			if code == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("healthcheck of %s without a client certificate: %s\n%s", path, stderr, p.log())
+			}
+			time.Sleep(50 * time.Millisecond) // poll interval, bounded by the deadline
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthcheck over mTLS: %s\n%s", stderr, p.log())
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, bounded by the deadline
 	}
-	if _, _, code := runBinary(t, dir, nil, "healthcheck", "--url", url+"/healthz", "--cacert", f("ca.pem")); code == 0 {
-		t.Error("healthcheck without a client certificate succeeded")
+	if _, stderr, code := runBinary(t, dir, nil, "healthcheck", "--url", url+"/healthz", "--cacert", f("client.key")); code != 1 || !strings.Contains(stderr, "no PEM certificate") {
+		t.Errorf("healthcheck with a --cacert holding no certificate: exit %d, %q", code, stderr)
+	}
+	// The health check can still present a certificate.
+	if _, stderr, code := runBinary(t, dir, nil, "healthcheck", "--url", url+"/healthz", "--cacert", f("ca.pem"), "--cert", f("client.pem"), "--key", f("client.key")); code != 0 {
+		t.Errorf("healthcheck with a client certificate: %s", stderr)
 	}
 
 	roots := x509.NewCertPool()
@@ -124,6 +132,18 @@ func TestMTLSBinary(t *testing.T) {
 	}
 	if _, err := remote.Decode(sealed); err != nil {
 		t.Fatal(err)
+	}
+	// Without a client certificate /encode and /decode are refused.
+	noCert := http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	anon := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{Endpoint: url, Client: noCert})
+	if _, err := anon.Decode(sealed); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("decode without a client certificate: %v, want 403 Forbidden", err)
+	}
+	if _, err := anon.Encode(in); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("encode without a client certificate: %v, want 403 Forbidden", err)
+	}
+	if !p.logContains("reason=client_certificate") {
+		t.Errorf("no failure log line with reason client_certificate:\n%s", p.log())
 	}
 	// read on payments allows decode but not encode.
 	payments := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{Endpoint: url + "/payments", Client: client})

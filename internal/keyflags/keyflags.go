@@ -139,13 +139,8 @@ func (o *Options) Open(ctx context.Context, logger *slog.Logger) (keyring.Keyrin
 		if err != nil {
 			return nil, nil, fmt.Errorf("keyflags: open Vault keyring at %s: %w", cfg.Address, err)
 		}
-		kr, ok := any(vk).(keyring.Keyring)
-		if !ok {
-			vk.Close()
-			return nil, nil, errors.New("keyflags: the Vault keyring does not implement keyring.Keyring yet")
-		}
 		logger.Info("keyring: Vault transit", "addr", cfg.Address, "key", cfg.KeyName)
-		return kr, vk, nil
+		return vk, vk, nil
 	}
 	path := o.KeysFile
 	if path == "" {
