@@ -597,8 +597,11 @@ func TestKeyringAndTLS(t *testing.T) {
 			if env["CODEC_SERVER_INSECURE_NO_AUTH"] != "" || flags["insecure-no-auth"] != "" {
 				t.Error("--insecure-no-auth in a production manifest")
 			}
-			if env["CODEC_SERVER_OIDC_ISSUER"] == "" && env["CODEC_SERVER_JWKS_URL"] == "" && flags["tls-client-ca"] == "" {
-				t.Error("no JWT key source and no client CA: the server would have no authentication")
+			// The server counts JWT, or client certificates mapped to
+			// permissions, as authentication; a client CA alone is not.
+			mtlsAuth := flags["tls-client-ca"] != "" && flags["client-permission"] != ""
+			if env["CODEC_SERVER_OIDC_ISSUER"] == "" && env["CODEC_SERVER_JWKS_URL"] == "" && !mtlsAuth {
+				t.Error("no JWT key source and no client certificates mapped to permissions: the server would have no authentication")
 			}
 
 			// Every file flag lies in a read-only mount of a whole volume:
