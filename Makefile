@@ -34,8 +34,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 
 ## bench: the benchmarks behind BENCHMARKS.md
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./codec ./codecserver
+bench: tools
+	./scripts/bench.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

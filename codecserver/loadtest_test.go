@@ -1,3 +1,7 @@
+//go:build loadtest
+
+// Load tests: measurements, not checks; run by `make bench` with -tags loadtest.
+
 package codecserver_test
 
 import (
@@ -63,11 +67,8 @@ func load(t testing.TB, url string, body []byte, headers map[string]string, clie
 // machine hits both alike. It prints req/s, p50 and p99 at 32 clients for
 // decode requests of 100 × 1 KiB payloads. Run it with
 //
-//	ENVELOPE_LOADTEST=1 go test -run TestLoadCompareSDK -v ./codecserver/
+//	go test -tags loadtest -run TestLoadCompareSDK -v ./codecserver/
 func TestLoadCompareSDK(t *testing.T) {
-	if os.Getenv("ENVELOPE_LOADTEST") == "" {
-		t.Skip("set ENVELOPE_LOADTEST=1 to run the load comparison")
-	}
 	s := newBenchSetup(t)
 	sealed, err := s.codec.Encode(plainPayloads(100, 1024))
 	if err != nil {

@@ -1,3 +1,7 @@
+//go:build loadtest
+
+// Load tests: measurements, not checks; run by `make bench` with -tags loadtest.
+
 package main
 
 import (
@@ -26,11 +30,8 @@ import (
 // and prints req/s, p50, p99 and the server process's peak resident memory
 // (VmHWM). Run it with
 //
-//	ENVELOPE_LOADTEST=1 go test -run TestLoadBinary -v ./cmd/codec-server/
+//	go test -tags loadtest -run TestLoadBinary -v ./cmd/codec-server/
 func TestLoadBinary(t *testing.T) {
-	if os.Getenv("ENVELOPE_LOADTEST") == "" {
-		t.Skip("set ENVELOPE_LOADTEST=1 to run the load test")
-	}
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
 	if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
