@@ -161,7 +161,8 @@ func validKeyID(id string) error {
 	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("id %q has characters other than letters, digits, '-', '_' and '.'", id)
+			// Do not quote the id: a bad id may be key material in the wrong field.
+			return errors.New("id has characters other than letters, digits, '-', '_' and '.'")
 		}
 	}
 	return nil
