@@ -1,0 +1,43 @@
+// Package codec is a Temporal [converter.PayloadCodec] that encrypts every
+// payload end to end with AES-256-GCM envelope encryption, so the Temporal
+// server stores only ciphertext.
+//
+// Wire it into clients and workers with
+// converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c),
+// and serve it to the Web UI and the temporal CLI with the codecserver
+// package.
+//
+// # Envelope format
+//
+// Each payload is marshalled whole (metadata included) and sealed under a
+// 256-bit data key with a fresh random nonce. The data key is wrapped by a
+// key-encryption key from a [keyring.Keyring]; the key's ID and the wrapped
+// data key travel in the sealed payload's metadata and are bound to the
+// ciphertext as additional data. docs/FORMAT.md gives the byte layout and a
+// test vector.
+//
+// # Key rotation
+//
+// New payloads use the keyring's active key; payloads sealed under older
+// keys decode as long as the keyring still holds them. One data key seals at
+// most [Options].DataKeyMaxUses payloads and is used for at most
+// DataKeyMaxAge; unwrapped data keys are kept in a bounded LRU for decoding,
+// and one Decode unwraps all the data keys it lacks in a single keyring
+// call.
+//
+// # Namespaces
+//
+// Codec implements [converter.PayloadCodecWithSerializationContext]: the SDK
+// tells it the namespace of the payloads, and keyrings may choose keys per
+// namespace. Without a context, Options.Namespace applies.
+//
+// # Compatibility
+//
+// Decode returns payloads that are not sealed (history written before
+// encryption was switched on) unchanged, and decodes payloads of the
+// Temporal samples' static-key codec when the keyring holds their key as a
+// legacy key ([keyring.LegacyKeys]). Encode never seals a sealed payload
+// again. A payload that claims to be sealed but cannot be opened fails with
+// [ErrMalformed], [ErrUnsupported], [ErrDecrypt] or a keyring error, and
+// Decode then returns no payloads at all.
+package codec
