@@ -40,10 +40,11 @@ var (
 
 // Defaults for [Options].
 const (
-	DefaultNamespace       = "default"
-	DefaultDataKeyMaxUses  = 1 << 20
-	DefaultDataKeyMaxAge   = time.Hour
-	DefaultDecodeCacheSize = 1024
+	DefaultNamespace         = "default"
+	DefaultDataKeyMaxUses    = 1 << 20
+	DefaultDataKeyMaxAge     = time.Hour
+	DefaultDecodeCacheSize   = 1024
+	DefaultDecodeCacheMaxAge = 15 * time.Minute
 )
 
 // parallelThreshold is the batch size from which Decode opens payloads on
@@ -68,6 +69,13 @@ type Options struct {
 	// DecodeCacheSize is the number of unwrapped data keys kept for
 	// decoding, least recently used first out. Default: 1024.
 	DecodeCacheSize int
+
+	// DecodeCacheMaxAge bounds how long an unwrapped data key is reused
+	// before the keyring is asked again, so a key retired or revoked in
+	// the keyring (removed from the key file, Vault's
+	// min_decryption_version raised, a policy tightened) stops decoding
+	// within this time. Default: 15 minutes.
+	DecodeCacheMaxAge time.Duration
 
 	// Concurrency bounds the goroutines one large Decode uses.
 	// Default: runtime.GOMAXPROCS(0).
@@ -119,6 +127,7 @@ type openKey struct {
 	namespace string
 	keyID     string
 	wrapped   []byte
+	expires   time.Time
 }
 
 // New returns a Codec that takes its keys from kr.
@@ -129,7 +138,7 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
 	}
-	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.Concurrency < 0 {
+	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 {
 		return nil, errors.New("codec: negative option")
 	}
 	if opts.DataKeyMaxUses == 0 {
@@ -140,6 +149,9 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	}
 	if opts.DecodeCacheSize == 0 {
 		opts.DecodeCacheSize = DefaultDecodeCacheSize
+	}
+	if opts.DecodeCacheMaxAge == 0 {
+		opts.DecodeCacheMaxAge = DefaultDecodeCacheMaxAge
 	}
 	if opts.Concurrency == 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
@@ -264,6 +276,7 @@ func newGCM(key keyring.Secret) (cipher.AEAD, error) {
 // up to Options.Concurrency goroutines. The input is not modified.
 func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	keys := make([]*openKey, len(payloads))
+	now := c.core.opts.Now()
 	var missing []*pendingKey
 	var prev *envelope.Header
 	var prevKey *openKey
@@ -273,7 +286,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			continue
 		}
 		if envelope.IsLegacy(p) {
-			k, err := c.core.legacyKey(ctx, string(p.Metadata[envelope.MetadataKeyID]))
+			k, err := c.core.legacyKey(ctx, string(p.Metadata[envelope.MetadataKeyID]), now)
 			if err != nil {
 				return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
 			}
@@ -296,7 +309,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 		prev, prevKey, prevPending = &h, nil, nil
 		hash := c.core.hash(c.namespace, h)
-		if k, ok := c.core.dec.Get(hash); ok && k.matches(c.namespace, h) {
+		if k, ok := c.core.dec.Get(hash); ok && k.matches(c.namespace, h) && now.Before(k.expires) {
 			keys[i], prevKey = k, k
 			continue
 		}
@@ -313,7 +326,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		prevPending.at = append(prevPending.at, i)
 	}
 	if len(missing) > 0 {
-		if err := c.unwrap(ctx, missing, keys); err != nil {
+		if err := c.unwrap(ctx, missing, keys, now); err != nil {
 			return nil, err
 		}
 	}
@@ -340,8 +353,8 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 
 // legacyKey returns the key for a payload sealed by the Temporal samples'
 // static-key codec, if the keyring holds it (keyring.LegacyKeys).
-func (c *core) legacyKey(ctx context.Context, keyID string) (*openKey, error) {
-	if k, ok := c.legacy.Load(keyID); ok {
+func (c *core) legacyKey(ctx context.Context, keyID string, now time.Time) (*openKey, error) {
+	if k, ok := c.legacy.Load(keyID); ok && now.Before(k.(*openKey).expires) {
 		return k.(*openKey), nil
 	}
 	lk, ok := c.kr.(keyring.LegacyKeys)
@@ -356,7 +369,7 @@ func (c *core) legacyKey(ctx context.Context, keyID string) (*openKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("legacy key %q: %w", keyID, err)
 	}
-	k := &openKey{aead: aead, keyID: keyID}
+	k := &openKey{aead: aead, keyID: keyID, expires: now.Add(c.opts.DecodeCacheMaxAge)}
 	c.legacy.Store(keyID, k)
 	return k, nil
 }
@@ -371,7 +384,7 @@ type pendingKey struct {
 
 // unwrap unwraps the missing data keys in one keyring call, caches them and
 // fills in keys.
-func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openKey) error {
+func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openKey, now time.Time) error {
 	req := make([]keyring.WrappedKey, len(missing))
 	for j, m := range missing {
 		req[j] = keyring.WrappedKey{KeyID: string(m.h.KeyID), Wrapped: m.h.Wrapped}
@@ -398,6 +411,7 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 			namespace: c.namespace,
 			keyID:     req[j].KeyID,
 			wrapped:   append([]byte(nil), req[j].Wrapped...),
+			expires:   now.Add(c.core.opts.DecodeCacheMaxAge),
 		}
 		c.core.dec.Add(m.hash, k)
 		for _, i := range m.at {

@@ -544,3 +544,30 @@ func TestDecodesStaticKeySamplePayloads(t *testing.T) {
 		t.Fatalf("unknown static key: err = %v, want ErrUnknownKey", err)
 	}
 }
+
+// TestRetiredKeyStopsDecodingAfterCacheMaxAge removes a key from the
+// keyring and checks that cached data keys under it stop decoding once
+// DecodeCacheMaxAge has passed.
+func TestRetiredKeyStopsDecodingAfterCacheMaxAge(t *testing.T) {
+	t.Parallel()
+	kr := keyringtest.New()
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := newCodec(t, kr, codec.Options{DecodeCacheMaxAge: time.Minute, Now: clock})
+	sealed := sealOne(t, c)
+	if _, err := c.Decode([]*commonpb.Payload{sealed}); err != nil {
+		t.Fatal(err)
+	}
+	kr.Rotate()
+	kr.Forget("test/1")
+	if _, err := c.Decode([]*commonpb.Payload{sealed}); err != nil {
+		t.Fatalf("within DecodeCacheMaxAge the cached key still decodes: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if _, err := c.Decode([]*commonpb.Payload{sealed}); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("after DecodeCacheMaxAge: err = %v, want ErrUnknownKey", err)
+	}
+}

@@ -122,6 +122,9 @@ func parseKeyFile(data []byte) (*keySet, error) {
 	if f.Active == "" {
 		return nil, errors.New("no active key id")
 	}
+	if err := validKeyID(f.Active); err != nil {
+		return nil, fmt.Errorf("active key id: %w", err)
+	}
 	if _, ok := ks.keys[FileKeyIDPrefix+f.Active]; !ok {
 		if _, ok := ks.legacy[f.Active]; ok {
 			return nil, fmt.Errorf("active key id %q is a legacy key, which only decodes", f.Active)

@@ -54,6 +54,7 @@ func TestOpenFileRefusesBadFiles(t *testing.T) {
 		{"a duplicate id", keyFile("a", "a", testKey, "a", testKey2), `duplicate id "a"`},
 		{"the active id missing", keyFile("b", "a", testKey), `active key id "b" is not among the keys`},
 		{"no active id", keyFile("", "a", testKey), "no active key id"},
+		{"a key pasted as the active id", keyFile(testKey2, "a", testKey), "active key id: id has characters other than"},
 		{"an id with a slash", keyFile("a/b", "a/b", testKey), "has characters other than"},
 	}
 	for _, tt := range tests {

@@ -20,12 +20,17 @@ func FuzzParseKeyFile(f *testing.F) {
 			// No "key" value may appear in the error (unless the same
 			// string is also used as an id, which errors may name).
 			var loose struct {
-				Keys []struct{ ID, Key string }
+				Active string
+				Keys   []struct{ ID, Key string }
 			}
 			_ = json.Unmarshal(data, &loose)
 			ids := map[string]bool{}
 			for _, k := range loose.Keys {
 				ids[k.ID] = true
+			}
+			// A key pasted into "active" must not be echoed either.
+			if len(loose.Active) >= 8 && !ids[loose.Active] && validKeyID(loose.Active) != nil && strings.Contains(err.Error(), loose.Active) {
+				t.Fatalf("error quotes an invalid active id: %v", err)
 			}
 			for _, k := range loose.Keys {
 				if len(k.Key) >= 8 && !ids[k.Key] && strings.Contains(err.Error(), k.Key) {

@@ -30,11 +30,11 @@ func TestStackWithoutDocker(t *testing.T) {
 	}
 	bin := filepath.Join(serverflags.RepoRoot(t), "bin")
 	if _, err := os.Stat(filepath.Join(bin, "vault")); err != nil {
-		t.Skipf("no Vault binary (run make tools): %v", err)
+		t.Fatalf("no Vault binary (run make tools): %v", err)
 	}
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh")
+		t.Fatalf("no sh: %v", err)
 	}
 	p := load(t)
 	cs := service(t, p, "codec-server")

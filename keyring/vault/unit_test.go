@@ -84,7 +84,7 @@ func openFake(t *testing.T, f *fakeVault, cfg vault.Config) (*vault.Keyring, err
 		cfg.KeyName = "k"
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 300 * time.Millisecond
+		cfg.Timeout = 3 * time.Second // generous: CI machines are loaded
 	}
 	if cfg.RetryWait == 0 {
 		cfg.RetryWait = time.Millisecond
@@ -141,7 +141,11 @@ func TestErrorMapping(t *testing.T) {
 				}
 				reply(w, tc.status, tc.body)
 			})
-			kr, err := openFake(t, f, vault.Config{})
+			cfg := vault.Config{}
+			if tc.slow {
+				cfg.Timeout = 300 * time.Millisecond
+			}
+			kr, err := openFake(t, f, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

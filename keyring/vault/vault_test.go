@@ -398,15 +398,15 @@ path "transit/keys/nodecrypt" { capabilities = ["read"] }
 		t.Parallel()
 		v.CreateKey(t, "renew")
 		v.WritePolicy(t, "renew", testenv.TransitPolicy("renew"))
-		token := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"renew"}, TTL: "3s", ExplicitMaxTTL: "1h", Renewable: true})
+		token := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"renew"}, TTL: "6s", ExplicitMaxTTL: "1h", Renewable: true})
 		cnt := newCounter()
 		kr := open(t, v, vault.Config{KeyName: "renew", Token: token, Transport: cnt})
-		expiresUnrenewed := time.Now().Add(3 * time.Second)
+		expiresUnrenewed := time.Now().Add(6 * time.Second)
 		c := newCodec(t, kr, codec.Options{DataKeyMaxUses: 1})
-		deadline := time.Now().Add(30 * time.Second)
-		for cnt.Count("auth/token/renew-self") < 3 || time.Now().Before(expiresUnrenewed.Add(3*time.Second)) {
+		deadline := time.Now().Add(60 * time.Second)
+		for cnt.Count("auth/token/renew-self") < 3 || time.Now().Before(expiresUnrenewed.Add(6*time.Second)) {
 			if time.Now().After(deadline) {
-				t.Fatalf("after 30s: %d renewals", cnt.Count("auth/token/renew-self"))
+				t.Fatalf("after 60s: %d renewals", cnt.Count("auth/token/renew-self"))
 			}
 			// Each encode asks Vault for a data key (DataKeyMaxUses 1).
 			encode(t, c, payloads(1, "renew"))
@@ -441,15 +441,15 @@ path "transit/keys/nodecrypt" { capabilities = ["read"] }
 		t.Parallel()
 		v.CreateKey(t, "approle")
 		v.WritePolicy(t, "approle", testenv.TransitPolicy("approle"))
-		roleID, secretID := v.EnableAppRole(t, "codec", testenv.AppRoleOptions{Policies: []string{"approle"}, TokenTTL: "2s", TokenMaxTTL: "4s"})
+		roleID, secretID := v.EnableAppRole(t, "codec", testenv.AppRoleOptions{Policies: []string{"approle"}, TokenTTL: "4s", TokenMaxTTL: "8s"})
 		cnt := newCounter()
 		kr := open(t, v, vault.Config{KeyName: "approle", AppRoleRoleID: roleID, AppRoleSecretID: secretID, Transport: cnt})
 		c := newCodec(t, kr, codec.Options{DataKeyMaxUses: 1})
 		start := time.Now()
-		deadline := start.Add(40 * time.Second)
-		for cnt.Count("auth/approle/login") < 3 || time.Since(start) < 9*time.Second {
+		deadline := start.Add(80 * time.Second)
+		for cnt.Count("auth/approle/login") < 3 || time.Since(start) < 18*time.Second {
 			if time.Now().After(deadline) {
-				t.Fatalf("after 40s: %d logins", cnt.Count("auth/approle/login"))
+				t.Fatalf("after 80s: %d logins", cnt.Count("auth/approle/login"))
 			}
 			encode(t, c, payloads(1, "approle"))
 			time.Sleep(100 * time.Millisecond) // pacing the calls, not synchronisation
