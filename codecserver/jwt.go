@@ -272,19 +272,35 @@ func (v *JWTVerifier) keys(ctx context.Context, force bool) jwk.Set {
 		return set
 	}
 	v.setMu.RUnlock()
-	if !stale {
-		if now.Sub(v.lastForce) < v.cfg.MinRefreshInterval {
+	if ctx.Err() != nil {
+		return set // the client left while waiting for the lock: fetch nothing for it
+	}
+	if !stale && now.Sub(v.lastForce) < v.cfg.MinRefreshInterval {
+		return set
+	}
+	// The fetch does not end with the request that triggered it: a client
+	// that sends an unknown kid and hangs up must not cut the fetch short
+	// and so use up the refresh budget (fetched, lastForce) for everyone.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultJWKSFetchTimeout)
+	fresh, err := v.fetch(fctx)
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			// Not a verdict on the key source: do not count it as a try.
+			v.cfg.Logger.Warn("JWT: refreshing signing keys was canceled; keeping the old keys", "source", v.source, "err", err)
 			return set
 		}
-		v.lastForce = now
-	}
-	fresh, err := v.fetch(ctx)
-	if err != nil {
 		v.cfg.Logger.Error("JWT: refreshing signing keys failed; keeping the old keys", "source", v.source, "err", err)
+		if !stale {
+			v.lastForce = now
+		}
 		v.setMu.Lock()
 		v.fetched = now // retry after RefreshInterval, not on every request
 		v.setMu.Unlock()
 		return set
+	}
+	if !stale {
+		v.lastForce = now
 	}
 	v.setMu.Lock()
 	v.set, v.fetched = fresh, now

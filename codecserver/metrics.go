@@ -132,14 +132,24 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 
 // InstrumentKeyring returns kr counting its calls in m, and counting per
 // request how many data keys the keyring unwrapped (the rest came from the
-// codec's cache). A nil m returns kr.
+// codec's cache). A nil m returns kr. The optional interfaces
+// keyring.Checker (readiness) and keyring.LegacyKeys (payloads of the
+// Temporal samples' static-key codec) are kept: the result implements
+// each exactly when kr does.
 func InstrumentKeyring(kr keyring.Keyring, m *Metrics) keyring.Keyring {
 	if m == nil {
 		return kr
 	}
 	ik := &instrumentedKeyring{kr: kr, m: m}
-	if c, ok := kr.(keyring.Checker); ok {
-		return &checkingKeyring{instrumentedKeyring: ik, c: c}
+	c, isChecker := kr.(keyring.Checker)
+	l, isLegacy := kr.(keyring.LegacyKeys)
+	switch {
+	case isChecker && isLegacy:
+		return &checkingLegacyKeyring{instrumentedKeyring: ik, checker: checker{c}, legacy: legacy{ik, l}}
+	case isChecker:
+		return &checkingKeyring{instrumentedKeyring: ik, checker: checker{c}}
+	case isLegacy:
+		return &legacyKeyring{instrumentedKeyring: ik, legacy: legacy{ik, l}}
 	}
 	return ik
 }
@@ -149,12 +159,38 @@ type instrumentedKeyring struct {
 	m  *Metrics
 }
 
-type checkingKeyring struct {
-	*instrumentedKeyring
-	c keyring.Checker
+// checker forwards keyring.Checker.
+type checker struct{ c keyring.Checker }
+
+func (k checker) Check(ctx context.Context) error { return k.c.Check(ctx) }
+
+// legacy forwards keyring.LegacyKeys, counting the calls.
+type legacy struct {
+	ik *instrumentedKeyring
+	l  keyring.LegacyKeys
 }
 
-func (k *checkingKeyring) Check(ctx context.Context) error { return k.c.Check(ctx) }
+func (k legacy) LegacyKey(ctx context.Context, keyID string) (keyring.Secret, error) {
+	s, err := k.l.LegacyKey(ctx, keyID)
+	k.ik.m.keyringCalls.WithLabelValues("legacy_key", outcome(err)).Inc()
+	return s, err
+}
+
+type checkingKeyring struct {
+	*instrumentedKeyring
+	checker
+}
+
+type legacyKeyring struct {
+	*instrumentedKeyring
+	legacy
+}
+
+type checkingLegacyKeyring struct {
+	*instrumentedKeyring
+	checker
+	legacy
+}
 
 func outcome(err error) string {
 	if err != nil {

@@ -22,7 +22,11 @@ import (
 
 // Defaults for [Config].
 const (
-	DefaultMaxBodyBytes  = 32 << 20
+	// DefaultMaxBodyBytes is 8 MiB: a request at the limit takes a few
+	// times its size in heap while it is decoded (body, payloads, answer),
+	// so that several fit in the 256 MiB of deploy/kubernetes. A Temporal
+	// history page (gRPC messages are at most 4 MiB) fits in base64.
+	DefaultMaxBodyBytes  = 8 << 20
 	DefaultMaxPayloads   = 10000
 	DefaultReadyzTimeout = 3 * time.Second
 )
@@ -51,8 +55,15 @@ type Config struct {
 	// Authorization header are judged by their certificate.
 	ClientCertPermissions ClientCertPermissions
 	// Unauthenticated serves everyone with every permission. Only use this
-	// if the server is reachable only from trusted clients (loopback).
+	// if the server is reachable only from trusted clients (loopback), and
+	// then set LoopbackHostOnly too.
 	Unauthenticated bool
+	// LoopbackHostOnly refuses (403, reason host_not_allowed) every
+	// request whose Host header is not localhost or a loopback IP address,
+	// with any port. Set it when serving Unauthenticated on a loopback
+	// address: it defeats DNS rebinding, where a web page reaches the
+	// server through a name of the attacker's that resolves to 127.0.0.1.
+	LoopbackHostOnly bool
 	// RequireClientCert refuses /encode and /decode (403) to requests
 	// without a client certificate verified by TLS, whatever else they
 	// carry; /healthz, /readyz and /metrics stay open so that probes and
@@ -67,7 +78,7 @@ type Config struct {
 	// CORSMaxAge is how long browsers cache a preflight. Default: 10m.
 	CORSMaxAge time.Duration
 
-	// MaxBodyBytes bounds a request body (413 above). Default: 32 MiB.
+	// MaxBodyBytes bounds a request body (413 above). Default: 8 MiB.
 	MaxBodyBytes int64
 	// MaxPayloads bounds the payloads in one request (413 above).
 	// Default: 10000.
@@ -129,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 	r.Use(RequestID, noStore, s.recoverer)
 	if cfg.Metrics != nil {
 		r.Use(cfg.Metrics.instrument)
+	}
+	if cfg.LoopbackHostOnly {
+		r.Use(s.loopbackHostOnly)
 	}
 	r.Use(corsMW)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -212,6 +226,13 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				err = newError(http.StatusBadRequest, "bad_request", "cannot read the request body", err)
 			}
 			s.fail(w, r, err)
+			return
+		}
+		// Count before protojson builds a message per payload: a body of
+		// empty payloads would otherwise cost ~50x its size in heap.
+		if tooManyPayloads(body, s.cfg.MaxPayloads) {
+			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_many_payloads",
+				fmt.Sprintf("too many payloads in one request: at most %d allowed", s.cfg.MaxPayloads), nil))
 			return
 		}
 		var in commonpb.Payloads

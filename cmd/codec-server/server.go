@@ -331,6 +331,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if !c.AuthConfigured() {
 		scfg.Unauthenticated = true
+		// On loopback, answer only requests for a loopback name: a web
+		// page cannot reach the server through DNS rebinding.
+		host, _, _ := net.SplitHostPort(c.Listen)
+		scfg.LoopbackHostOnly = isLoopback(host)
 		if len(scfg.CORSOrigins) == 0 {
 			scfg.CORSOrigins = DevUIOrigins
 		}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/envelopecodec/envelope/keyring"
+)
+
+// runMain starts Main in-process with args (no environment) and returns
+// it; it is closed when the test ends.
+func runMain(t *testing.T, args ...string) *Main {
+	t.Helper()
+	m := NewMain()
+	var logs bytes.Buffer
+	m.Stderr = &syncWriter{w: &logs}
+	m.LookupEnv = func(string) (string, bool) { return "", false }
+	if err := m.ParseFlags(context.Background(), args); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func post(t *testing.T, url, host string, b []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// TestLegacyKeyDecodesWithMetricsOn: a key file with a "legacy": true key
+// decodes payloads of the Temporal samples' static-key codec through the
+// server as the binary wires it, metrics on (the default).
+func TestLegacyKeyDecodesWithMetricsOn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	static := bytes.Repeat([]byte{0x5a}, 32)
+	keys := filepath.Join(dir, "keyring.json")
+	content := fmt.Sprintf(`{"version":1,"active":"new","keys":[
+		{"id":"new","created":"2026-11-01T00:00:00Z","key":%q},
+		{"id":"test","created":"2024-01-01T00:00:00Z","key":%q,"legacy":true}]}`,
+		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(static))
+	if err := os.WriteFile(keys, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := runMain(t, "--listen", "127.0.0.1:0", "--keys-file", keys, "--audit=false")
+	if !m.Config.Metrics {
+		t.Fatal("metrics are off by default; this test is about metrics on")
+	}
+
+	orig := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`{"ssn":"078-05-1120"}`)}
+	pt, err := proto.Marshal(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(static)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	sample := &commonpb.Payload{
+		Metadata: map[string][]byte{"encoding": []byte("binary/encrypted"), "encryption-key-id": []byte("test")},
+		Data:     aead.Seal(nonce, nonce, pt, nil),
+	}
+	b, err := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{sample}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, out := post(t, m.URL()+"/decode", "", b)
+	if status != 200 {
+		t.Fatalf("decode of a static-key sample payload: %d %s", status, out)
+	}
+	var got commonpb.Payloads
+	if err := protojson.Unmarshal(out, &got); err != nil || len(got.Payloads) != 1 || !proto.Equal(got.Payloads[0], orig) {
+		t.Fatalf("decoded %s (%v), want %v", out, err, orig)
+	}
+	resp, err := http.Get(m.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `codec_server_keyring_calls_total{op="legacy_key",outcome="ok"} 1`; !strings.Contains(string(mb), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}
+
+// TestNoAuthOnLoopbackRefusesOtherHosts: without auth on loopback, a
+// request for another host name (DNS rebinding) gets 403 with a JSON error.
+func TestNoAuthOnLoopbackRefusesOtherHosts(t *testing.T) {
+	t.Parallel()
+	keys := filepath.Join(t.TempDir(), "k.json")
+	if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m := runMain(t, "--listen", "127.0.0.1:0", "--keys-file", keys, "--audit=false")
+	b := []byte(`{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"IngiCg=="}]}`)
+	_, port, _ := strings.Cut(m.Addr(), ":")
+	for _, host := range []string{"rebind.attacker.example:" + port, "rebind.attacker.example"} {
+		status, out := post(t, m.URL()+"/encode", host, b)
+		if status != 403 || !bytes.Contains(out, []byte(`{"error":`)) {
+			t.Errorf("Host %s: %d %s, want 403 with a JSON error", host, status, out)
+		}
+	}
+	for _, host := range []string{"", "localhost:" + port, "[::1]:" + port} {
+		if status, out := post(t, m.URL()+"/encode", host, b); status != 200 {
+			t.Errorf("Host %q: %d %s, want 200", host, status, out)
+		}
+	}
+}
