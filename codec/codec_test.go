@@ -571,3 +571,30 @@ func TestRetiredKeyStopsDecodingAfterCacheMaxAge(t *testing.T) {
 		t.Fatalf("after DecodeCacheMaxAge: err = %v, want ErrUnknownKey", err)
 	}
 }
+
+func TestDecodeObserverCountsCacheHitsAndUnwraps(t *testing.T) {
+	t.Parallel()
+	kr := keyringtest.New()
+	sealed, err := newCodec(t, kr, codec.Options{DataKeyMaxUses: 3}).Encode([]*commonpb.Payload{
+		jsonPayload("1"), jsonPayload("2"), jsonPayload("3"), jsonPayload("4"), jsonPayload("5"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got [][2]int
+	c := newCodec(t, kr, codec.Options{DecodeObserver: func(cached, unwrapped int) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, [2]int{cached, unwrapped})
+	}})
+	for range 2 {
+		if _, err := c.Decode(sealed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 5 payloads under 2 data keys: first both unwrapped, then both cached.
+	if fmt.Sprint(got) != "[[0 2] [2 0]]" {
+		t.Fatalf("observed %v, want [[0 2] [2 0]]", got)
+	}
+}

@@ -93,7 +93,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, kr: &recordingKeyring{Keyring: keyringtest.New()}, log: &syncBuffer{}, audit: &syncBuffer{}}
 	var err error
-	if e.codec, err = codec.New(e.kr, codec.Options{}); err != nil {
+	metrics := codecserver.NewMetrics()
+	if e.codec, err = codec.New(e.kr, codec.Options{DecodeObserver: metrics.ObserveDecode}); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.log, nil))
@@ -103,7 +104,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		CORSOrigins: []string{uiOrigin + "/"},
 		Logger:      logger,
 		AuditLog:    slog.New(slog.NewJSONHandler(e.audit, nil)),
-		Metrics:     codecserver.NewMetrics(),
+		Metrics:     metrics,
 	}
 	if o.noAuth {
 		cfg.Unauthenticated = true

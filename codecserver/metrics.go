@@ -51,7 +51,7 @@ func NewMetrics() *Metrics {
 			Name: "codec_server_keyring_calls_total", Help: "Keyring calls by operation and outcome.",
 		}, []string{"op", "outcome"}),
 		dataKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "codec_server_decode_data_keys_total", Help: "Distinct data keys needed by decode requests, by where they came from (cache or keyring).",
+			Name: "codec_server_decode_data_keys_total", Help: "Data keys found by decodes, by where they came from: decode-cache hits (cache) or keyring unwraps (keyring).",
 		}, []string{"source"}),
 		certExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "codec_server_tls_cert_expiry_timestamp_seconds", Help: "Expiry (Unix time) of the serving TLS certificate.",
@@ -209,10 +209,15 @@ func (k *instrumentedKeyring) NewDataKey(ctx context.Context, ns string) (keyrin
 func (k *instrumentedKeyring) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	out, err := k.kr.UnwrapDataKeys(ctx, ns, keys)
 	k.m.keyringCalls.WithLabelValues("unwrap_data_keys", outcome(err)).Inc()
-	if c, ok := ctx.Value(unwrapCountKey{}).(*int); ok {
-		*c += len(keys)
-	}
 	return out, err
 }
 
-type unwrapCountKey struct{}
+// ObserveDecode counts how decodes found their data keys; pass it as
+// codec.Options.DecodeObserver. A nil *Metrics ignores it.
+func (m *Metrics) ObserveDecode(cached, unwrapped int) {
+	if m == nil {
+		return
+	}
+	m.dataKeys.WithLabelValues("cache").Add(float64(cached))
+	m.dataKeys.WithLabelValues("keyring").Add(float64(unwrapped))
+}

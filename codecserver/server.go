@@ -251,14 +251,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		if action == ActionEncode {
 			out, err = c.EncodeContext(r.Context(), in.Payloads)
 		} else {
-			var unwrapped int
-			ctx := context.WithValue(r.Context(), unwrapCountKey{}, &unwrapped)
-			out, err = c.DecodeContext(ctx, in.Payloads)
-			if err == nil && s.cfg.Metrics != nil {
-				distinct := distinctDataKeys(in.Payloads)
-				s.cfg.Metrics.dataKeys.WithLabelValues("keyring").Add(float64(unwrapped))
-				s.cfg.Metrics.dataKeys.WithLabelValues("cache").Add(float64(max(distinct-unwrapped, 0)))
-			}
+			out, err = c.DecodeContext(r.Context(), in.Payloads)
 		}
 		if err != nil {
 			s.fail(w, r, err)
@@ -288,18 +281,6 @@ func protojsonDetail(err error) error {
 		return errors.New("protojson rejected the body at " + strings.Trim(pos, "()"))
 	}
 	return errors.New("protojson rejected the body")
-}
-
-// distinctDataKeys counts the distinct wrapped data keys among sealed
-// payloads (metadata "encryption-wrapped-key", see docs/FORMAT.md).
-func distinctDataKeys(ps []*commonpb.Payload) int {
-	seen := make(map[string]struct{})
-	for _, p := range ps {
-		if w, ok := p.GetMetadata()["encryption-wrapped-key"]; ok {
-			seen[string(w)] = struct{}{}
-		}
-	}
-	return len(seen)
 }
 
 // fail answers with the status Classify chooses and {"error": msg}, and

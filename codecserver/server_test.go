@@ -584,15 +584,19 @@ func TestAuditAndLogsHoldNoPlaintext(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	e.do(call{path: "/decode", body: body(t, e.sealed("default", 3)), headers: map[string]string{"Authorization": e.bearer("default:read")}})
+	sealed := body(t, e.sealed("default", 3))
+	e.do(call{path: "/decode", body: sealed, headers: map[string]string{"Authorization": e.bearer("default:read")}})
+	e.do(call{path: "/decode", body: sealed, headers: map[string]string{"Authorization": e.bearer("default:read")}})
 	e.do(call{path: "/decode", body: []byte(`{}`)})
 	a := e.do(call{method: "GET", path: "/metrics"})
 	for _, want := range []string{
-		`codec_server_requests_total{code="200",route="/decode"} 1`,
+		`codec_server_requests_total{code="200",route="/decode"} 2`,
 		`codec_server_requests_total{code="401",route="/decode"} 1`,
-		`codec_server_payloads_total{op="decode"} 3`,
+		`codec_server_payloads_total{op="decode"} 6`,
 		`codec_server_failures_total{reason="unauthenticated"} 1`,
 		`codec_server_request_duration_seconds_bucket`,
+		// The first decode unwraps the one data key, the second finds it cached.
+		`codec_server_decode_data_keys_total{source="keyring"} 1`,
 		`codec_server_decode_data_keys_total{source="cache"} 1`,
 	} {
 		if !strings.Contains(string(a.body), want) {

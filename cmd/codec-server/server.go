@@ -290,7 +290,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.closers = append(m.closers, closer)
 	kr = codecserver.InstrumentKeyring(kr, metrics)
-	cdc, err := codec.New(kr, codec.Options{Namespace: c.DefaultNamespace})
+	cdc, err := codec.New(kr, codec.Options{Namespace: c.DefaultNamespace, DecodeObserver: metrics.ObserveDecode})
 	if err != nil {
 		return err
 	}
