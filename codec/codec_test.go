@@ -3,11 +3,8 @@ package codec_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -491,32 +488,10 @@ func TestNewRefusesBadOptions(t *testing.T) {
 // legacy key, so histories from before envelope stay readable.
 func TestDecodesStaticKeySamplePayloads(t *testing.T) {
 	t.Parallel()
-	static := bytes.Repeat([]byte{0x5a}, 32)
-	path := filepath.Join(t.TempDir(), "keyring.json")
-	content := fmt.Sprintf(`{"version":1,"active":"new","keys":[
-		{"id":"new","created":"2026-11-01T00:00:00Z","key":%q},
-		{"id":"test","created":"2024-01-01T00:00:00Z","key":%q,"legacy":true}]}`,
-		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(static))
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, sample, orig := keyringtest.LegacyKeyFile(t)
 	kr, err := keyring.OpenFile(path, keyring.FileOptions{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	orig := jsonPayload(`{"ssn":"078-05-1120"}`)
-	pt, err := proto.Marshal(orig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead := gcm(t, static)
-	nonce := make([]byte, 12)
-	if _, err := rand.Read(nonce); err != nil {
-		t.Fatal(err)
-	}
-	sample := &commonpb.Payload{
-		Metadata: map[string][]byte{"encoding": []byte("binary/encrypted"), "encryption-key-id": []byte("test")},
-		Data:     aead.Seal(nonce, nonce, pt, nil),
 	}
 	c := newCodec(t, kr, codec.Options{})
 	out, err := c.Decode([]*commonpb.Payload{sample})

@@ -3,16 +3,10 @@ package codecserver_test
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -26,6 +20,7 @@ import (
 	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/internal/jwttest"
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/keyringtest"
 )
 
 // emptyPayloadsBody is {"payloads":[{},{},...]} with n payloads: ~3 bytes
@@ -95,48 +90,12 @@ func TestTooManyPayloadsBeforeMalformedJSONIs413(t *testing.T) {
 	}
 }
 
-// legacyKeyFile writes a key file with an active envelope key and the
-// static key "test" of the Temporal samples' codec, and returns its path
-// and a sample payload sealed under the static key, with its plaintext.
-func legacyKeyFile(t *testing.T) (path string, sealed, orig *commonpb.Payload) {
-	t.Helper()
-	static := bytes.Repeat([]byte{0x5a}, 32)
-	path = filepath.Join(t.TempDir(), "keyring.json")
-	content := fmt.Sprintf(`{"version":1,"active":"new","keys":[
-		{"id":"new","created":"2026-11-01T00:00:00Z","key":%q},
-		{"id":"test","created":"2024-01-01T00:00:00Z","key":%q,"legacy":true}]}`,
-		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(static))
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	orig = &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`{"ssn":"078-05-1120"}`)}
-	pt, err := proto.Marshal(orig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(static)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonce := make([]byte, 12)
-	rand.Read(nonce)
-	sealed = &commonpb.Payload{
-		Metadata: map[string][]byte{"encoding": []byte("binary/encrypted"), "encryption-key-id": []byte("test")},
-		Data:     aead.Seal(nonce, nonce, pt, nil),
-	}
-	return path, sealed, orig
-}
-
 // TestLegacyPayloadsDecodeWithMetrics decodes a payload of the samples'
 // static-key codec through a server whose keyring is instrumented, as
 // cmd/codec-server wires it with metrics on (the default).
 func TestLegacyPayloadsDecodeWithMetrics(t *testing.T) {
 	t.Parallel()
-	path, sealed, orig := legacyKeyFile(t)
+	path, sealed, orig := keyringtest.LegacyKeyFile(t)
 	file, err := keyring.OpenFile(path, keyring.FileOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -3,14 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/keyringtest"
 )
 
 // runMain starts Main in-process with args (no environment) and returns
@@ -65,40 +60,12 @@ func post(t *testing.T, url, host string, b []byte) (int, []byte) {
 // server as the binary wires it, metrics on (the default).
 func TestLegacyKeyDecodesWithMetricsOn(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	static := bytes.Repeat([]byte{0x5a}, 32)
-	keys := filepath.Join(dir, "keyring.json")
-	content := fmt.Sprintf(`{"version":1,"active":"new","keys":[
-		{"id":"new","created":"2026-11-01T00:00:00Z","key":%q},
-		{"id":"test","created":"2024-01-01T00:00:00Z","key":%q,"legacy":true}]}`,
-		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(static))
-	if err := os.WriteFile(keys, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keys, sample, orig := keyringtest.LegacyKeyFile(t)
 	m := runMain(t, "--listen", "127.0.0.1:0", "--keys-file", keys, "--audit=false")
 	if !m.Config.Metrics {
 		t.Fatal("metrics are off by default; this test is about metrics on")
 	}
 
-	orig := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`{"ssn":"078-05-1120"}`)}
-	pt, err := proto.Marshal(orig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(static)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nonce := make([]byte, 12)
-	rand.Read(nonce)
-	sample := &commonpb.Payload{
-		Metadata: map[string][]byte{"encoding": []byte("binary/encrypted"), "encryption-key-id": []byte("test")},
-		Data:     aead.Seal(nonce, nonce, pt, nil),
-	}
 	b, err := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{sample}})
 	if err != nil {
 		t.Fatal(err)
