@@ -19,6 +19,7 @@ import (
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/internal/jwttest"
+	"github.com/envelopecodec/envelope/internal/loadgen"
 	"github.com/envelopecodec/envelope/keyring/keyringtest"
 )
 
@@ -95,23 +96,12 @@ func latencies(b *testing.B, url string, body []byte, headers map[string]string)
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-			for k, v := range headers {
-				req.Header.Set(k, v)
-			}
-			t0 := time.Now()
-			resp, err := client.Do(req)
+			lat, err := loadgen.Post(client, url, body, headers)
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			mine = append(mine, time.Since(t0))
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
+			mine = append(mine, lat)
 		}
 		mu.Lock()
 		all = append(all, mine...)
@@ -126,8 +116,8 @@ func latencies(b *testing.B, url string, body []byte, headers map[string]string)
 		return
 	}
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(all[len(all)*50/100].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(all[min(len(all)*99/100, len(all)-1)].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(loadgen.Percentile(all, 50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(loadgen.Percentile(all, 99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 }
 

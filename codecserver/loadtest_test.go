@@ -5,61 +5,25 @@
 package codecserver_test
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/envelopecodec/envelope/internal/jwttest"
+	"github.com/envelopecodec/envelope/internal/loadgen"
 )
 
-// load posts body to url from clients goroutines for d and returns the
-// latencies of the requests that finished.
+// load runs loadgen.Run and fails the test on an error.
 func load(t testing.TB, url string, body []byte, headers map[string]string, clients int, d time.Duration) []time.Duration {
-	tr := &http.Transport{MaxIdleConnsPerHost: clients * 2}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	var mu sync.Mutex
-	var all []time.Duration
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(d)
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(deadline) {
-				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-				for k, v := range headers {
-					req.Header.Set(k, v)
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					t.Errorf("status %d", resp.StatusCode)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		}()
+	t.Helper()
+	lat, err := loadgen.Run(url, body, headers, clients, d)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	return all
+	return lat
 }
 
 // TestLoadCompareSDK is the issue 4 comparison with the two servers taking
@@ -94,7 +58,7 @@ func TestLoadCompareSDK(t *testing.T) {
 	}
 	stats := func(l []time.Duration) (rps float64, p50, p99 time.Duration) {
 		slices.Sort(l)
-		return float64(len(l)) / (rounds * turn).Seconds(), l[len(l)/2], l[len(l)*99/100]
+		return float64(len(l)) / (rounds * turn).Seconds(), loadgen.Percentile(l, 50), loadgen.Percentile(l, 99)
 	}
 	ro, o50, o99 := stats(lo)
 	rs, s50, s99 := stats(ls)

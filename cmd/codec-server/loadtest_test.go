@@ -7,13 +7,9 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +18,7 @@ import (
 
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/internal/jwttest"
+	"github.com/envelopecodec/envelope/internal/loadgen"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -56,42 +53,10 @@ func TestLoadBinary(t *testing.T) {
 		"Authorization": iss.Bearer(t, jwttest.Claims{Permissions: []string{"default:read"}}),
 	}
 	const clients, d = 32, 10 * time.Second
-	tr := &http.Transport{MaxIdleConnsPerHost: clients * 2}
-	client := &http.Client{Transport: tr}
-	var mu sync.Mutex
-	var all []time.Duration
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(d)
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(deadline) {
-				req, _ := http.NewRequest("POST", url+"/decode", bytes.NewReader(body))
-				for k, v := range headers {
-					req.Header.Set(k, v)
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					t.Errorf("status %d", resp.StatusCode)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		}()
+	all, err := loadgen.Run(url+"/decode", body, headers, clients, d)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +67,6 @@ func TestLoadBinary(t *testing.T) {
 			hwm = strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
 		}
 	}
-	slices.Sort(all)
 	t.Logf("real binary, decode 100 x 1 KiB, %d clients, %s: %.0f req/s, p50 %s, p99 %s, server peak RSS (VmHWM) %s",
-		clients, d, float64(len(all))/d.Seconds(), all[len(all)/2].Round(100*time.Microsecond), all[len(all)*99/100].Round(100*time.Microsecond), hwm)
+		clients, d, float64(len(all))/d.Seconds(), loadgen.Percentile(all, 50).Round(100*time.Microsecond), loadgen.Percentile(all, 99).Round(100*time.Microsecond), hwm)
 }
