@@ -12,9 +12,9 @@ all: build
 build:
 	$(GO) build -o bin/codec-server ./cmd/codec-server
 
-## tools: build the real Temporal CLI and Vault into bin/, install chromium (once)
+## tools: the real temporal CLI, Vault, UI server and chromium: taken from PATH, else built into bin/ (once)
 tools:
-	./scripts/tools.sh
+	@./scripts/tools.sh
 
 ## test: vet, race tests (unit and integration against real components), short fuzz runs
 test: tools build
@@ -43,9 +43,11 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
-## demo: Temporal dev server + UI, the codec server on its embedded default, worker and starter
-demo: tools build
-	./scripts/demo.sh
+## demo: Temporal dev server + UI, the codec server on its embedded default, worker and starter.
+## Needs only Go and the temporal CLI (from PATH, else built into bin/ once).
+demo: build
+	@./scripts/tools.sh temporal
+	@./scripts/demo.sh
 
 clean:
 	rm -rf bin .data artifacts

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -33,6 +34,18 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// A test run started in the background (nohup, some CI runners) may
+	// inherit SIGINT ignored, and children inherit an ignored signal: the
+	// demo tests press Ctrl-C on a child. Catching SIGINT here (and
+	// ignoring it as before) gives children the default disposition.
+	if signal.Ignored(os.Interrupt) {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, os.Interrupt)
+		go func() {
+			for range c {
+			}
+		}()
+	}
 	dir, err := os.MkdirTemp("", "envelope-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo` (after `make tools build`): end-to-end encryption on your
-# machine. Starts
+# `make demo` (after `make build` and `scripts/tools.sh temporal`, which
+# takes the temporal CLI from PATH or builds it into bin/): end-to-end
+# encryption on your machine. Needs only Go and the temporal CLI. Starts
 #   - the Temporal dev server and its Web UI (bin/temporal server start-dev),
 #     with the UI's codec endpoint pointing at the codec server,
 #   - the codec server on its embedded default (127.0.0.1:8081, the
@@ -8,7 +9,8 @@
 #     auth on loopback),
 #   - the example worker, then the example starter with a customer record,
 # and prints the Web UI address and a CLI command that shows the decoded
-# history. Ctrl-C stops everything it started.
+# history. Ctrl-C stops everything it started, says so, and exits 0 (so
+# make reports no error for a deliberate stop).
 #
 # Settings (environment):
 #   DEMO_TEMPORAL_PORT, DEMO_UI_PORT, DEMO_CODEC_PORT   ports (7233, 8233, 8081);
@@ -35,7 +37,7 @@ say() { printf 'demo: %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 for b in bin/temporal bin/codec-server; do
-  [[ -x $b ]] || die "$b is missing; run \`make tools build\` (make demo does)"
+  [[ -x $b ]] || die "$b is missing; run \`make demo\` (it builds bin/codec-server and links or builds bin/temporal)"
 done
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -74,10 +76,15 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     done
   fi
+  if ((interrupted)); then
+    say "stopped everything it started (Ctrl-C)"
+  fi
   exit "$rc"
 }
+interrupted=0
 trap cleanup EXIT
-trap 'exit 130' INT
+# Ctrl-C is how the demo is meant to end: stop everything, then exit 0.
+trap 'interrupted=1; exit 0' INT
 trap 'exit 143' TERM
 
 # start NAME CMD...: runs CMD in the background, logging to $LOG_DIR/NAME.log.

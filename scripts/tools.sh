@@ -1,55 +1,162 @@
 #!/usr/bin/env bash
-# Builds (once) the real components the integration tests and `make demo`
-# need, into the git-ignored bin/ folder:
-#   bin/temporal   Temporal CLI v1.5.1 (dev server + Web UI), from the Go module proxy
-#   bin/vault      HashiCorp Vault v1.19.0, via ../shared/vault/build-vault.sh
-#   chromium       Debian's chromium package (apt), for the Web UI test
-# Each step is skipped when its result is already there.
+# The one place that decides which external programs the demo and the tests
+# use. For each tool asked for (default: all of them):
+#
+#   temporal   the Temporal CLI (dev server + Web UI). A `temporal` on PATH
+#              is used as it is when it has `server start-dev`; otherwise
+#              v1.5.1 is built from the Go module proxy (~5 min, once).
+#   vault      HashiCorp Vault, for the Vault tests. A `vault` on PATH is
+#              used as it is; otherwise v1.19.0 is built from the Go module
+#              proxy by scripts/build-vault.sh (~5 min, once).
+#   ui-server  the Temporal UI server v2.42.1 (the one the CLI v1.5.1
+#              embeds), for the single-sign-on tests; built from the Go
+#              module proxy (~2 min, once).
+#   chromium   a headless Chromium for the Web UI tests. One on PATH is
+#              used; otherwise Debian's package is installed with apt when
+#              this runs as root (CI) or with password-less sudo, and
+#              otherwise it says how to install it and fails.
+#
+# The decision is recorded in bin/: bin/<tool> is either a symbolic link to
+# the program found on PATH or the program built here. Everything else
+# (scripts/demo.sh, internal/testenv) runs bin/<tool>, so they all agree.
+# Each tool's line says which one was taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 mkdir -p bin
-export GOFLAGS=-buildvcs=false
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
-want=${*:-temporal vault chromium}
+TEMPORAL_VERSION=v1.5.1
+VAULT_VERSION=v1.19.0
+UI_SERVER_VERSION=v2.42.1
+VAULT_MIN=1.15.0 # transit datakey + batch decrypt as the tests use them
 
-build_temporal() {
-  if [[ -x bin/temporal ]]; then return; fi
-  echo "tools: building the temporal CLI v1.5.1 from the Go module proxy (minutes, once)"
-  GOBIN="$ROOT/bin" go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+say() { printf 'tools: %s\n' "$*"; }
+fail() { printf 'tools: %s\n' "$*" >&2; exit 1; }
+
+# on_path NAME: the program NAME on PATH, unless it is our own bin/NAME.
+on_path() {
+  local p real
+  p=$(command -v "$1" 2>/dev/null) || return 1
+  real=$(realpath "$p")
+  [[ $real == "$ROOT/bin/"* ]] && return 1
+  printf '%s\n' "$real"
 }
 
-build_vault() {
-  if [[ -x bin/vault ]]; then return; fi
-  local script=""
-  for s in "${VAULT_BUILD_SCRIPT:-}" "$ROOT/../shared/vault/build-vault.sh" /work/shared/vault/build-vault.sh; do
-    if [[ -n "$s" && -f "$s" ]]; then script=$s; break; fi
-  done
-  if [[ -z "$script" ]]; then
-    echo "tools: shared/vault/build-vault.sh not found (set VAULT_BUILD_SCRIPT); it builds Vault from the Go module proxy" >&2
-    exit 1
+# link NAME PATH: record that bin/NAME is PATH.
+link() { ln -sfn "$2" "bin/$1"; }
+
+# built NAME: bin/NAME exists and is a program built here, not a link.
+built() { [[ -x bin/$1 && ! -L bin/$1 ]]; }
+
+# version_ge A B: version A >= version B (leading v ignored).
+version_ge() { [[ $(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -1) == "${2#v}" ]]; }
+
+temporal_tool() {
+  local p v
+  if p=$(on_path temporal); then
+    v=$("$p" --version 2>/dev/null | head -1 || true)
+    if ! "$p" server start-dev --help >/dev/null 2>&1; then
+      fail "temporal on PATH ($p, ${v:-unknown version}) has no \`server start-dev\`; envelope needs the Temporal CLI $TEMPORAL_VERSION or newer (https://docs.temporal.io/cli); upgrade it, or take it off PATH and \`make tools\` builds $TEMPORAL_VERSION into bin/"
+    fi
+    if ! "$p" server start-dev --help 2>&1 | grep -q -- '--ui-codec-endpoint' ||
+      ! "$p" workflow show --help 2>&1 | grep -q -- '--disable-config-file'; then
+      fail "temporal on PATH ($p, ${v:-unknown version}) is too old (no --ui-codec-endpoint or --disable-config-file); envelope needs the Temporal CLI $TEMPORAL_VERSION or newer; upgrade it, or take it off PATH and \`make tools\` builds $TEMPORAL_VERSION into bin/"
+    fi
+    link temporal "$p"
+    say "temporal: $p from PATH (${v:-unknown version})"
+    return
   fi
-  echo "tools: building Vault v1.19.0 from the Go module proxy (minutes, once)"
-  bash "$script" "$ROOT/bin/vault"
+  if ! built temporal; then
+    rm -f bin/temporal
+    say "temporal: not on PATH; building the Temporal CLI $TEMPORAL_VERSION from the Go module proxy into bin/ (about 5 minutes, once)"
+    GOBIN="$ROOT/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
+  fi
+  say "temporal: bin/temporal, built here ($(bin/temporal --version 2>/dev/null | head -1))"
 }
 
-install_chromium() {
-  if command -v chromium >/dev/null 2>&1; then return; fi
-  echo "tools: installing Debian's chromium"
+vault_tool() {
+  local p v
+  if p=$(on_path vault); then
+    v=$("$p" version 2>/dev/null | head -1 || true)
+    local num
+    num=$(sed -n 's/^Vault v\([0-9][0-9.]*\).*/\1/p' <<<"$v")
+    if [[ -z $num ]] || ! version_ge "$num" "$VAULT_MIN"; then
+      fail "vault on PATH ($p, ${v:-unknown version}) is too old or not HashiCorp Vault; the tests need Vault v$VAULT_MIN or newer (tested with $VAULT_VERSION); upgrade it, or take it off PATH and \`make tools\` builds $VAULT_VERSION into bin/"
+    fi
+    link vault "$p"
+    say "vault: $p from PATH ($v)"
+    return
+  fi
+  if ! built vault; then
+    rm -f bin/vault
+    say "vault: not on PATH; building Vault $VAULT_VERSION from the Go module proxy into bin/ (about 5 minutes, once)"
+    VAULT_VERSION=$VAULT_VERSION scripts/build-vault.sh "$ROOT/bin/vault" >/dev/null
+  fi
+  say "vault: bin/vault, built here ($(bin/vault version 2>/dev/null | head -1))"
+}
+
+ui_server_tool() {
+  if ! built ui-server; then
+    rm -f bin/ui-server
+    say "ui-server: building the Temporal UI server $UI_SERVER_VERSION from the Go module proxy into bin/ (minutes, once)"
+    local tmp
+    tmp=$(mktemp -d)
+    GOBIN=$tmp go install "github.com/temporalio/ui-server/v2/cmd/server@$UI_SERVER_VERSION"
+    mv "$tmp/server" bin/ui-server
+    rmdir "$tmp"
+  fi
+  say "ui-server: bin/ui-server, built here ($UI_SERVER_VERSION)"
+}
+
+chromium_tool() {
+  local p n
+  if [[ -n ${CHROMIUM:-} ]]; then
+    [[ -x $CHROMIUM ]] || fail "chromium: CHROMIUM=$CHROMIUM is not an executable"
+    say "chromium: $CHROMIUM (from \$CHROMIUM)"
+    return
+  fi
+  for n in chromium chromium-browser google-chrome google-chrome-stable; do
+    if p=$(command -v "$n" 2>/dev/null) && "$p" --version >/dev/null 2>&1; then
+      say "chromium: $p from PATH ($("$p" --version 2>/dev/null | head -1))"
+      return
+    fi
+  done
+  local how="install Debian's chromium (sudo apt-get install chromium) or point CHROMIUM at a Chromium/Chrome binary, then run make test again"
   local sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo="sudo -n"
+    else
+      fail "chromium: missing, and this is not root: $how"
+    fi
+  fi
+  command -v apt-get >/dev/null 2>&1 || fail "chromium: missing, and there is no apt-get here: $how"
+  say "chromium: not on PATH; installing Debian's chromium with apt-get"
+  local log
+  log=$(mktemp)
+  if ! { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$log" 2>&1; then
+    tail -n 5 "$log" >&2
+    rm -f "$log"
+    fail "chromium: apt-get could not install it (above): $how"
+  fi
+  rm -f "$log"
+  p=$(command -v chromium) || fail "chromium: apt-get finished but there is no chromium on PATH: $how"
+  say "chromium: $p, installed with apt-get"
 }
 
+want=${*:-temporal vault ui-server chromium}
 pids=()
 for t in $want; do
   case $t in
-    temporal) build_temporal & pids+=($!) ;;
-    vault) build_vault & pids+=($!) ;;
-    chromium) install_chromium & pids+=($!) ;;
-    *) echo "tools: unknown tool $t" >&2; exit 2 ;;
+    temporal) temporal_tool & ;;
+    vault) vault_tool & ;;
+    ui-server) ui_server_tool & ;;
+    chromium) chromium_tool & ;;
+    *) fail "unknown tool $t (known: temporal vault ui-server chromium)" ;;
   esac
+  pids+=($!)
 done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done

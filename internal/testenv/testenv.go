@@ -1,8 +1,11 @@
 // Package testenv starts the real components the integration tests need
 // (Vault, the Temporal dev server, headless Chromium, the codec server) the
 // same way for every test, on free loopback ports, and tears them down at
-// the end of the test. Binaries are built by `make tools` into the
-// repository's bin/ folder; a missing binary fails the test, it never skips.
+// the end of the test. The programs are the repository's bin/<name>, which
+// scripts/tools.sh (`make tools`, run by `make test`) makes: a link to the
+// program found on PATH, or the program built from the Go module proxy. So
+// the scripts, `make demo` and the tests use the same binaries. A missing
+// binary fails the test, it never skips.
 package testenv
 
 import (
@@ -36,12 +39,13 @@ func RepoRoot(t testing.TB) string {
 }
 
 // Binary returns the path of bin/<name> in the repository and fails the
-// test when it is missing: run `make tools` (make test does).
+// test when it is missing: run `make tools` (make test does), which links
+// it to the program on PATH or builds it.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(RepoRoot(t), "bin", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("testenv: %s is missing; run `make tools` to build it: %v", p, err)
+		t.Fatalf("testenv: %s is missing; run `make tools` (it takes %s from PATH or builds it into bin/): %v", p, name, err)
 	}
 	return p
 }

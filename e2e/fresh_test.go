@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/envelopecodec/envelope/internal/testenv"
+)
+
+// repoFiles lists the repository's files as a clone would have them: the
+// tracked ones and the new ones git does not ignore, relative to root.
+func repoFiles(t *testing.T, root string) []string {
+	t.Helper()
+	cmd := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	var files []string
+	for _, f := range strings.Split(string(out), "\x00") {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+			continue // deleted in the work tree, not committed yet
+		}
+		files = append(files, f)
+	}
+	return files
+}
+
+// copyRepo copies the repository's files into dst, keeping their modes.
+func copyRepo(t *testing.T, root, dst string) {
+	t.Helper()
+	for _, f := range repoFiles(t, root) {
+		src := filepath.Join(root, f)
+		fi, err := os.Lstat(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(dst, f)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, to); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		in, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
+		if err != nil {
+			in.Close()
+			t.Fatal(err)
+		}
+		_, err = io.Copy(out, in)
+		in.Close()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRepoStandsAlone: no tracked file names a folder beside the clone
+// (the ../shared of the machine the project was written on) or the folder
+// the clone lives in, so a user's clone needs nothing outside itself.
+func TestRepoStandsAlone(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	needles := [][]byte{
+		[]byte(".." + "/shared"),
+		[]byte(filepath.Dir(root) + "/"),
+	}
+	for _, f := range repoFiles(t, root) {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue // a symlink to a folder, say
+		}
+		for _, n := range needles {
+			if i := bytes.Index(b, n); i >= 0 {
+				line := 1 + bytes.Count(b[:i], []byte("\n"))
+				t.Errorf("%s:%d names %q, which a user's clone does not have", f, line, n)
+			}
+		}
+	}
+}
+
+// TestDemoFreshClone is the new user's first run: a copy of the repository
+// in an empty folder with nothing beside it, the temporal CLI on PATH, no
+// vault anywhere, and apt-get, sudo and chromium replaced by stubs that
+// fail. `DEMO_EXIT_AFTER_START=1 make demo` must succeed, print the
+// --codec-endpoint command, take temporal from PATH (not build its own),
+// and call none of the stubs.
+func TestDemoFreshClone(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	temporal, err := filepath.EvalSymlinks(testenv.Binary(t, "temporal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin := filepath.Join(runtime.GOROOT(), "bin")
+	if _, err := os.Stat(filepath.Join(goBin, "go")); err != nil {
+		t.Fatalf("no go in %s: %v", goBin, err)
+	}
+
+	base := t.TempDir()
+	clone := filepath.Join(base, "envelope") // nothing beside it
+	copyRepo(t, root, clone)
+
+	stubs := filepath.Join(t.TempDir(), "stubs")
+	calls := filepath.Join(t.TempDir(), "stub-calls.log")
+	if err := os.MkdirAll(stubs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stub := fmt.Sprintf("#!/bin/sh\necho \"$0 $*\" >>%q\necho \"stub: $0 must not be called by make demo\" >&2\nexit 1\n", calls)
+	for _, n := range []string{"apt-get", "apt", "sudo", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if err := os.WriteFile(filepath.Join(stubs, n), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(temporal, filepath.Join(stubs, "temporal")); err != nil {
+		t.Fatal(err)
+	}
+	path := strings.Join([]string{stubs, goBin, "/usr/bin", "/bin"}, string(os.PathListSeparator))
+	for _, dir := range filepath.SplitList(path) {
+		if _, err := os.Stat(filepath.Join(dir, "vault")); err == nil {
+			t.Fatalf("%s/vault exists; this test needs a PATH without vault", dir)
+		}
+	}
+
+	var env []string
+	for _, kv := range cleanEnv(os.Environ()) {
+		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "DEMO_") || strings.HasPrefix(kv, "MAKE") || strings.HasPrefix(kv, "CHROMIUM=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "PATH="+path, "DEMO_EXIT_AFTER_START=1", "DEMO_LOG_DIR="+t.TempDir())
+	for _, k := range []string{"DEMO_TEMPORAL_PORT", "DEMO_UI_PORT", "DEMO_CODEC_PORT"} {
+		env = append(env, fmt.Sprintf("%s=%d", k, testenv.FreePort(t)))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "demo")
+	cmd.Dir = clone
+	cmd.Env = env
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start).Round(time.Second)
+	if err != nil {
+		t.Fatalf("make demo in a fresh clone: %v (after %s)\n%s", err, took, out)
+	}
+	t.Logf("make demo in a fresh clone with temporal on PATH took %s", took)
+	text := string(out)
+	if !strings.Contains(text, "--codec-endpoint") {
+		t.Errorf("make demo printed no --codec-endpoint command:\n%s", text)
+	}
+	if want := "temporal: " + temporal + " from PATH"; !strings.Contains(text, want) {
+		t.Errorf("make demo did not say it took temporal from PATH (%q):\n%s", want, text)
+	}
+	if strings.Contains(text, "building the Temporal CLI") {
+		t.Errorf("make demo built a temporal CLI of its own:\n%s", text)
+	}
+	if got, err := os.Readlink(filepath.Join(clone, "bin", "temporal")); err != nil || got != temporal {
+		t.Errorf("bin/temporal in the clone: link to %q (%v), want a link to %s", got, err, temporal)
+	}
+	if _, err := os.Lstat(filepath.Join(clone, "bin", "vault")); err == nil {
+		t.Errorf("make demo made bin/vault; the demo does not use Vault")
+	}
+	if b, err := os.ReadFile(calls); err == nil && len(b) > 0 {
+		t.Errorf("make demo called stubs it must not need:\n%s", b)
+	}
+	if strings.Contains(text, "make: ***") {
+		t.Errorf("make reported an error:\n%s", text)
+	}
+}
