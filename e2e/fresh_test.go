@@ -83,7 +83,7 @@ func copyRepo(t *testing.T, root, dst string) {
 }
 
 // TestRepoStandsAlone: no tracked file names a folder beside the clone
-// (the ../shared of the machine the project was written on) or the folder
+// (the shared folder of the machine the project was written on) or the folder
 // the clone lives in, so a user's clone needs nothing outside itself.
 func TestRepoStandsAlone(t *testing.T) {
 	t.Parallel()
