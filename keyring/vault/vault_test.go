@@ -214,7 +214,7 @@ func TestVault(t *testing.T) {
 		v.CreateKey(t, "batch-a")
 		v.CreateKey(t, "batch-b")
 		cnt := newCounter()
-		kra := open(t, v, vault.Config{KeyName: "batch-a", Transport: cnt})
+		kra := open(t, v, vault.Config{KeyName: "batch-a", PreviousKeys: []string{"batch-b"}, Transport: cnt})
 		krb := open(t, v, vault.Config{KeyName: "batch-b", Transport: cnt})
 		var wrapped []keyring.WrappedKey
 		var want [][]byte
