@@ -75,6 +75,19 @@ func TestVaultNamespaceIsolation(t *testing.T) {
 		t.Errorf("%d decrypt calls for a refused payload, want 0", n)
 	}
 	decode(t, newCodec(t, kr, codec.Options{}).ForNamespace("payments"), sealed, ps)
+
+	// With per-namespace keys, an alias (a migrated namespace) opens the
+	// old namespace's payloads: the keyring unwraps them for the namespace
+	// they were sealed for, whose key it still holds.
+	v.CreateKey(t, "tenant-payments")
+	v.CreateKey(t, "tenant-payments.acct")
+	tkr := open(t, v, vault.Config{KeyName: "tenant-{namespace}"})
+	old := encode(t, newCodec(t, tkr, codec.Options{}).ForNamespace("payments"), ps)
+	migrated := newCodec(t, tkr, codec.Options{NamespaceAliases: map[string][]string{"payments.acct": {"payments"}}}).ForNamespace("payments.acct")
+	decode(t, migrated, old, ps)
+	if _, err := newCodec(t, tkr, codec.Options{}).ForNamespace("payments.acct").DecodeContext(context.Background(), old); !errors.Is(err, codec.ErrNamespace) {
+		t.Errorf("without the alias: %v, want ErrNamespace", err)
+	}
 }
 
 func TestPreviousKeysAreValidated(t *testing.T) {
