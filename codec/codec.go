@@ -65,9 +65,9 @@ type Options struct {
 	// none (no serialization context). Default: "default". Payloads are
 	// sealed for their namespace (envelope/v2) and open only there, so set
 	// it to the client's namespace (the SDK's client options, e.g.
-	// TEMPORAL_NAMESPACE): payloads the SDK encodes without a context (a
-	// memo, some queries) are then sealed for the namespace the Web UI and
-	// the CLI decode them in.
+	// TEMPORAL_NAMESPACE): payloads the SDK encodes without a
+	// serialization context are then sealed for the namespace the Web UI
+	// and the CLI decode them in.
 	Namespace string
 
 	// NamespaceAliases lets a namespace open envelope/v2 payloads sealed

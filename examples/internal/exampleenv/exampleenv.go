@@ -46,8 +46,8 @@ func (k *Keys) Register(fs *flag.FlagSet) {
 // CodecOptions returns the codec's options for a client with opts: the
 // codec's namespace is the client's (TEMPORAL_NAMESPACE or the profile's,
 // "default" when neither names one), so payloads the SDK encodes without a
-// namespace (a memo, a query) are sealed for the namespace the Web UI and
-// the CLI decode them in.
+// serialization context are sealed for the namespace the Web UI and the CLI
+// decode them in.
 func (k *Keys) CodecOptions(opts client.Options) codec.Options {
 	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption}
 }
