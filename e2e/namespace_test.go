@@ -16,9 +16,9 @@ import (
 
 // TestNonDefaultNamespace runs the examples in the namespace "payments"
 // (TEMPORAL_NAMESPACE, as a user sets it) on a dev server started with
-// --namespace payments. Every payload is sealed for payments, the
-// memo too, which the SDK encodes without a serialization context: the
-// codec's default namespace follows the client's. The CLI (with -n and
+// --namespace payments. Every payload is sealed for payments, the memo
+// too (the examples' codec takes its default namespace from the client's
+// settings; exampleenv's tests pin that). The CLI (with -n and
 // with the namespace in the endpoint's path) and the Web UI then decode the
 // whole history through the codec server, and the audit log shows every
 // decode in payments answered 200: nothing was sealed for another
