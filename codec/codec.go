@@ -36,6 +36,14 @@ var (
 	// is bound to was changed, or the data key is not the one it was sealed
 	// with. A wrong key and tampering are deliberately indistinguishable.
 	ErrDecrypt = envelope.ErrDecrypt
+	// ErrNamespace means an envelope/v2 payload was sealed for another
+	// namespace than the one decoding it, and Options.NamespaceAliases does
+	// not let that namespace open it. It is checked before any keyring
+	// call; errors.As with a *[NamespaceError] gives both names.
+	ErrNamespace = errors.New("payload was sealed for another namespace")
+	// ErrNotEncrypted means Options.RequireEncryption is set and a payload
+	// is not sealed.
+	ErrNotEncrypted = errors.New("payload is not encrypted and encryption is required")
 )
 
 // Defaults for [Options].
@@ -54,8 +62,41 @@ const parallelThreshold = 64
 // Options configures a [Codec]. All fields are optional.
 type Options struct {
 	// Namespace is the Temporal namespace assumed when the caller names
-	// none (no serialization context). Default: "default".
+	// none (no serialization context). Default: "default". Payloads are
+	// sealed for their namespace (envelope/v2) and open only there, so set
+	// it to the client's namespace (the SDK's client options, e.g.
+	// TEMPORAL_NAMESPACE): payloads the SDK encodes without a
+	// serialization context are then sealed for the namespace the Web UI
+	// and the CLI decode them in.
 	Namespace string
+
+	// NamespaceAliases lets a namespace open envelope/v2 payloads sealed
+	// for other namespaces: NamespaceAliases["payments.acct"] =
+	// []string{"payments"} lets payments.acct (a namespace renamed or
+	// migrated, e.g. to Temporal Cloud) open what was sealed for payments.
+	// It is one way (payments does not open payments.acct's payloads) and
+	// never implicit. Default: none; a payload opens only in its own
+	// namespace.
+	NamespaceAliases map[string][]string
+
+	// RefuseV1 makes Decode refuse envelope/v1 payloads (ErrUnsupported).
+	// v1 is not bound to a namespace: any namespace whose keys unwrap a v1
+	// payload's data key opens it. Set it once the histories that matter
+	// hold only v2 payloads. Default: false (v1 decodes).
+	RefuseV1 bool
+
+	// RefuseLegacy makes Decode refuse payloads in the static-key format of
+	// the Temporal samples (ErrUnsupported) even when the keyring holds
+	// their key. Set it once migration off the samples' codec is done.
+	// Default: false (they decode when the keyring holds a legacy key).
+	RefuseLegacy bool
+
+	// RequireEncryption makes Decode fail with ErrNotEncrypted on a
+	// payload that is not sealed, instead of returning it unchanged: anyone
+	// who can write to Temporal can otherwise inject plaintext (a signal, a
+	// memo) that workers accept as genuine. Only nil payloads pass. Set it
+	// once no history holds payloads from before encryption. Default: false.
+	RequireEncryption bool
 
 	// DataKeyMaxUses bounds how many payloads are sealed under one data key
 	// before a new one is requested. Default: 2^20 (see docs/FORMAT.md for
@@ -131,7 +172,8 @@ type sealKey struct {
 type openKey struct {
 	aead      cipher.AEAD
 	aad       []byte
-	namespace string
+	namespace string // the namespace the keyring unwrapped it for
+	version   int    // envelope format version of the payloads it opens
 	keyID     string
 	wrapped   []byte
 	expires   time.Time
@@ -144,6 +186,9 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
+	}
+	if err := checkPolicy(&opts); err != nil {
+		return nil, err
 	}
 	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 {
 		return nil, errors.New("codec: negative option")
@@ -256,8 +301,8 @@ func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) 
 	}
 	k := &sealKey{
 		aead:    aead,
-		aad:     envelope.AAD(dk.KeyID, dk.Wrapped),
-		md:      envelope.NewMetadata(dk.KeyID, dk.Wrapped),
+		aad:     envelope.AADv2(namespace, dk.KeyID, dk.Wrapped),
+		md:      envelope.NewMetadataV2(namespace, dk.KeyID, dk.Wrapped),
 		expires: now.Add(c.opts.DataKeyMaxAge),
 	}
 	k.uses.Store(1)
@@ -291,9 +336,15 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 	var prevPending *pendingKey
 	for i, p := range payloads {
 		if !envelope.IsSealed(p) {
+			if p != nil && c.core.opts.RequireEncryption {
+				return nil, fmt.Errorf("codec: decode payload %d: %w", i, ErrNotEncrypted)
+			}
 			continue
 		}
 		if envelope.IsLegacy(p) {
+			if c.core.opts.RefuseLegacy {
+				return nil, fmt.Errorf("codec: decode payload %d: %w: payload is in the static-key format of the Temporal samples (key %q) and legacy decoding is off", i, ErrUnsupported, truncateID(p.Metadata[envelope.MetadataKeyID]))
+			}
 			k, err := c.core.legacyKey(ctx, string(p.Metadata[envelope.MetadataKeyID]), now)
 			if err != nil {
 				return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
@@ -315,9 +366,13 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			}
 			continue
 		}
+		if err := c.admit(h); err != nil {
+			return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
+		}
 		prev, prevKey, prevPending = &h, nil, nil
-		hash := c.core.hash(c.namespace, h)
-		if k, ok := c.core.dec.Get(hash); ok && k.matches(c.namespace, h) && now.Before(k.expires) {
+		kn := c.keyringNamespace(h)
+		hash := c.core.hash(kn, h)
+		if k, ok := c.core.dec.Get(hash); ok && k.matches(kn, h) && now.Before(k.expires) {
 			keys[i], prevKey = k, k
 			cached++
 			continue
@@ -329,13 +384,13 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			}
 		}
 		if prevPending == nil {
-			prevPending = &pendingKey{hash: hash, h: h}
+			prevPending = &pendingKey{hash: hash, h: h, namespace: kn}
 			missing = append(missing, prevPending)
 		}
 		prevPending.at = append(prevPending.at, i)
 	}
 	if len(missing) > 0 {
-		if err := c.unwrap(ctx, missing, keys, now); err != nil {
+		if err := c.unwrapByNamespace(ctx, missing, keys, now); err != nil {
 			return nil, err
 		}
 	}
@@ -389,9 +444,10 @@ func (c *core) legacyKey(ctx context.Context, keyID string, now time.Time) (*ope
 // pendingKey is a wrapped data key a decode still needs, and the payloads
 // that need it.
 type pendingKey struct {
-	hash uint64
-	h    envelope.Header
-	at   []int
+	hash      uint64
+	h         envelope.Header
+	namespace string // the namespace to unwrap for: see keyringNamespace
+	at        []int
 }
 
 // unwrap unwraps the missing data keys in one keyring call, caches them and
@@ -419,8 +475,9 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 		}
 		k := &openKey{
 			aead:      aead,
-			aad:       envelope.AAD(req[j].KeyID, req[j].Wrapped),
+			aad:       m.h.AAD(),
 			namespace: c.namespace,
+			version:   m.h.Version,
 			keyID:     req[j].KeyID,
 			wrapped:   append([]byte(nil), req[j].Wrapped...),
 			expires:   now.Add(c.core.opts.DecodeCacheMaxAge),
@@ -468,6 +525,7 @@ func (c *core) hash(namespace string, h envelope.Header) uint64 {
 	m.SetSeed(c.seed)
 	m.WriteString(namespace)
 	m.WriteByte(0)
+	m.WriteByte(byte(h.Version))
 	m.Write(h.KeyID)
 	m.WriteByte(0)
 	m.Write(h.Wrapped)
@@ -475,5 +533,5 @@ func (c *core) hash(namespace string, h envelope.Header) uint64 {
 }
 
 func (k *openKey) matches(namespace string, h envelope.Header) bool {
-	return k.namespace == namespace && k.keyID == string(h.KeyID) && bytes.Equal(k.wrapped, h.Wrapped)
+	return k.namespace == namespace && k.version == h.Version && k.keyID == string(h.KeyID) && bytes.Equal(k.wrapped, h.Wrapped)
 }

@@ -253,7 +253,7 @@ func TestDecodeRefusesTamperedPayloads(t *testing.T) {
 		{"wrapped key too long", func(p *commonpb.Payload) { p.Metadata["encryption-wrapped-key"] = make([]byte, 5000) }, codec.ErrMalformed},
 		{"key id edited to an unknown key", func(p *commonpb.Payload) { p.Metadata["encryption-key-id"] = []byte("test/99") }, keyring.ErrUnknownKey},
 		{"key id missing", func(p *commonpb.Payload) { delete(p.Metadata, "encryption-key-id") }, codec.ErrMalformed},
-		{"format version changed", func(p *commonpb.Payload) { p.Metadata["encryption-format"] = []byte("envelope/v2") }, codec.ErrUnsupported},
+		{"format version changed to an unknown one", func(p *commonpb.Payload) { p.Metadata["encryption-format"] = []byte("envelope/v3") }, codec.ErrUnsupported},
 		{"format missing, as in the static-key samples, with a keyring without legacy keys", func(p *commonpb.Payload) { delete(p.Metadata, "encryption-format") }, codec.ErrUnsupported},
 	}
 	for _, tt := range tests {
@@ -423,7 +423,7 @@ func TestSerializationContextChoosesNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		var s string
-		if err := dc.FromPayload(p, &s); err != nil || s != "secret" {
+		if err := converter.WithDataConverterSerializationContext(dc, sc).FromPayload(p, &s); err != nil || s != "secret" {
 			t.Fatalf("round trip: %q, %v", s, err)
 		}
 	}
@@ -453,7 +453,7 @@ func TestConcurrentUse(t *testing.T) {
 					errs <- err
 					return
 				}
-				dec, err := c.Decode(enc)
+				dec, err := c.ForNamespace(fmt.Sprint("ns", g%3)).Decode(enc)
 				if err != nil {
 					errs <- err
 					return

@@ -29,15 +29,26 @@
 //
 // Codec implements [converter.PayloadCodecWithSerializationContext]: the SDK
 // tells it the namespace of the payloads, and keyrings may choose keys per
-// namespace. Without a context, Options.Namespace applies.
+// namespace. Without a context, Options.Namespace applies: set it to the
+// client's namespace.
+//
+// Every payload is sealed for its namespace (format envelope/v2: the
+// namespace is in the metadata and bound in the additional data) and opens
+// only through a Codec for that namespace ([Codec.ForNamespace]), whatever
+// the keyring; another namespace gets [ErrNamespace] before any keyring
+// call. [Options].NamespaceAliases lets a renamed or migrated namespace open
+// an old one's payloads. envelope/v1 payloads are not namespace-bound; they
+// decode unless Options.RefuseV1 is set.
 //
 // # Compatibility
 //
 // Decode returns payloads that are not sealed (history written before
-// encryption was switched on) unchanged, and decodes payloads of the
-// Temporal samples' static-key codec when the keyring holds their key as a
-// legacy key ([keyring.LegacyKeys]). Encode never seals a sealed payload
-// again. A payload that claims to be sealed but cannot be opened fails with
-// [ErrMalformed], [ErrUnsupported], [ErrDecrypt] or a keyring error, and
-// Decode then returns no payloads at all.
+// encryption was switched on) unchanged unless Options.RequireEncryption is
+// set ([ErrNotEncrypted]), and decodes payloads of the Temporal samples'
+// static-key codec when the keyring holds their key as a legacy key
+// ([keyring.LegacyKeys]) and Options.RefuseLegacy is not set. Encode never
+// seals a sealed payload again. A payload that claims to be sealed but
+// cannot be opened fails with [ErrMalformed], [ErrUnsupported],
+// [ErrDecrypt], [ErrNamespace] or a keyring error, and Decode then returns
+// no payloads at all.
 package codec

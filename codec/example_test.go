@@ -76,10 +76,10 @@ func ExampleCodec_Encode() {
 		log.Fatal(err)
 	}
 	md := sealed[0].Metadata
-	fmt.Println(string(md["encoding"]), string(md["encryption-format"]))
+	fmt.Println(string(md["encoding"]), string(md["encryption-format"]), string(md["encryption-namespace"]))
 	fmt.Println(string(md["encryption-key-id"]) == kr.ActiveKeyID())
 	// Output:
-	// binary/encrypted envelope/v1
+	// binary/encrypted envelope/v2 default
 	// true
 }
 

@@ -1,6 +1,9 @@
 package codec_test
 
 import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"errors"
 	"testing"
 
@@ -8,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/codec/internal/envelope"
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/keyringtest"
 )
@@ -26,7 +30,13 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, p := range append(sealed, jsonPayload(`"plain"`)) {
+	// v2 payloads of this and of another namespace, a v1 payload.
+	other, err := c.ForNamespace("payments").Encode([]*commonpb.Payload{jsonPayload(`"other"`)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	seeds := append(append(sealed, other...), sealV1Fuzz(f, kr, jsonPayload(`"v1"`)), jsonPayload(`"plain"`))
+	for _, p := range seeds {
 		b, err := proto.Marshal(p)
 		if err != nil {
 			f.Fatal(err)
@@ -40,7 +50,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		out, err := c.Decode([]*commonpb.Payload{&p})
 		if err != nil {
-			for _, want := range []error{codec.ErrMalformed, codec.ErrUnsupported, codec.ErrDecrypt, keyring.ErrUnknownKey, keyring.ErrUnwrap} {
+			for _, want := range []error{codec.ErrMalformed, codec.ErrUnsupported, codec.ErrDecrypt, codec.ErrNamespace, keyring.ErrUnknownKey, keyring.ErrUnwrap} {
 				if errors.Is(err, want) {
 					return
 				}
@@ -65,4 +75,19 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("decoded payload does not round-trip")
 		}
 	})
+}
+
+// sealV1Fuzz seals p in the envelope/v1 format for a fuzz seed.
+func sealV1Fuzz(f *testing.F, kr keyring.Keyring, p *commonpb.Payload) *commonpb.Payload {
+	dk, err := kr.NewDataKey(context.Background(), "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	block, _ := aes.NewCipher(dk.Key.UnsafeBytes())
+	aead, _ := cipher.NewGCM(block)
+	data, err := envelope.Seal(aead, envelope.AAD(dk.KeyID, dk.Wrapped), p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return &commonpb.Payload{Metadata: envelope.NewMetadata(dk.KeyID, dk.Wrapped).Map(), Data: data}
 }

@@ -16,7 +16,10 @@
 // [ResolveNamespace] is the one rule: the path wins, else X-Namespace,
 // else the default namespace (the CLI sends an empty header). The resolved
 // namespace is checked against the caller's [Permissions], chooses the key
-// (codec.Codec.ForNamespace) and goes into the audit line.
+// (codec.Codec.ForNamespace) and goes into the audit line. A payload
+// sealed for another namespace (codec.ErrNamespace) is 403
+// namespace_mismatch, and the audit line names both namespaces
+// (namespace, sealed_namespace).
 //
 // # Authentication
 //

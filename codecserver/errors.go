@@ -40,6 +40,10 @@ func newError(status int, reason, msg string, err error) *Error {
 //   - codec.ErrDecrypt, codec.ErrMalformed, codec.ErrUnsupported,
 //     keyring.ErrUnknownKey, keyring.ErrUnwrap: 422 (the request is well
 //     formed but a payload in it cannot be opened);
+//   - codec.ErrNamespace: 403 (a payload sealed for another namespace;
+//     the message names both, which the payload's metadata shows anyway);
+//   - codec.ErrNotEncrypted: 422 (an unsealed payload where encryption is
+//     required);
 //   - keyring.ErrPermission: 403 (the key service refused this server);
 //   - keyring.ErrUnavailable, a timeout: 503;
 //   - anything else: 500 "internal error".
@@ -53,6 +57,14 @@ func Classify(err error) (status int, reason, msg string) {
 		return he.Status, he.Reason, he.Message
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, codec.ErrNamespace):
+		var ne *codec.NamespaceError
+		if errors.As(err, &ne) {
+			return http.StatusForbidden, "namespace_mismatch", fmt.Sprintf("a payload was sealed for namespace %q and does not open in namespace %q", ne.Sealed, ne.Decoding)
+		}
+		return http.StatusForbidden, "namespace_mismatch", "a payload was sealed for another namespace"
+	case errors.Is(err, codec.ErrNotEncrypted):
+		return http.StatusUnprocessableEntity, "not_encrypted", "a payload is not encrypted and this server requires encryption"
 	case errors.Is(err, codec.ErrDecrypt):
 		return http.StatusUnprocessableEntity, "decrypt", "a payload failed to decrypt: it was changed, or sealed under a different key"
 	case errors.Is(err, codec.ErrMalformed):

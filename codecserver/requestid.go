@@ -17,8 +17,11 @@ type state struct {
 	subject   string
 	auth      string // "jwt", "mtls", "none"
 	namespace string
-	count     int
-	reason    string // failure reason label; "" on success
+	// sealedNamespace is the namespace a refused payload was sealed for
+	// (codec.ErrNamespace), for the audit line.
+	sealedNamespace string
+	count           int
+	reason          string // failure reason label; "" on success
 }
 
 type stateKey struct{}

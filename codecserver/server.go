@@ -289,6 +289,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason, msg := Classify(err)
 	st := stateOf(r)
 	st.reason = reason
+	var ne *codec.NamespaceError
+	if errors.As(err, &ne) {
+		st.sealedNamespace = ne.Sealed
+	}
 	level := slog.LevelWarn
 	if status >= 500 {
 		level = slog.LevelError

@@ -130,14 +130,21 @@ type env struct {
 	keyArgs []string
 	// keyEnv are extra environment variables, e.g. VAULT_TOKEN.
 	keyEnv []string
+	// namespace is the examples' TEMPORAL_NAMESPACE; default the dev
+	// server's, "default".
+	namespace string
 }
 
 func (e env) cmd(t *testing.T, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(exampleBinary(t, name), append(append([]string(nil), e.keyArgs...), args...)...)
 	cmd.Dir = t.TempDir() // a forgotten --keys-file would create .data/ here, not in the repository
+	ns := e.temporal.Namespace
+	if e.namespace != "" {
+		ns = e.namespace
+	}
 	cmd.Env = append(cleanEnv(os.Environ()),
 		"TEMPORAL_ADDRESS="+e.temporal.Address,
-		"TEMPORAL_NAMESPACE="+e.temporal.Namespace,
+		"TEMPORAL_NAMESPACE="+ns,
 	)
 	cmd.Env = append(cmd.Env, e.keyEnv...)
 	return cmd

@@ -32,6 +32,13 @@ type Config struct {
 
 	Keys keyflags.Options
 
+	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
+	// NEW may open payloads sealed for OLD.
+	NamespaceAliases  keyflags.StringList
+	RefuseV1          bool
+	RefuseLegacy      bool
+	RequireEncryption bool
+
 	CORSOrigins keyflags.StringList
 	CORSMaxAge  time.Duration
 
@@ -121,6 +128,11 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; without auth it must be a loopback address")
 	fs.StringVar(&c.DefaultNamespace, "default-namespace", c.DefaultNamespace, "namespace of requests that name none (the temporal CLI sends an empty X-Namespace)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve without authentication on a non-loopback address: anyone who reaches it can decrypt. Only use this behind a proxy that authenticates")
+
+	fs.Var(&c.NamespaceAliases, "namespace-alias", "NEW=OLD: namespace NEW may decode payloads sealed for namespace OLD, for a renamed or migrated namespace (repeatable; one way; never implicit)")
+	fs.BoolVar(&c.RefuseV1, "refuse-v1", c.RefuseV1, "refuse envelope/v1 payloads, which are not bound to a namespace (set after migrating histories to v2)")
+	fs.BoolVar(&c.RefuseLegacy, "refuse-legacy", c.RefuseLegacy, "refuse payloads in the Temporal samples' static-key format even when the key file holds their key (set once migration is done)")
+	fs.BoolVar(&c.RequireEncryption, "require-encryption", c.RequireEncryption, "answer 422 for payloads that are not encrypted instead of returning them unchanged")
 
 	fs.Var(&c.CORSOrigins, "cors-origin", "origin the Web UI is served from, e.g. https://temporal.example.com (repeatable; \"*\" is refused). Default without auth: the dev UI, "+strings.Join(DevUIOrigins, " and "))
 	fs.DurationVar(&c.CORSMaxAge, "cors-max-age", c.CORSMaxAge, "how long browsers cache a CORS preflight")
@@ -217,6 +229,9 @@ func (c *Config) Validate() error {
 	if err := codecserver.ValidNamespace(c.DefaultNamespace); err != nil {
 		return fmt.Errorf("--default-namespace: %w", err)
 	}
+	if _, err := ParseNamespaceAliases(c.NamespaceAliases); err != nil {
+		return err
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	}
@@ -290,7 +305,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.closers = append(m.closers, closer)
 	kr = codecserver.InstrumentKeyring(kr, metrics)
-	cdc, err := codec.New(kr, codec.Options{Namespace: c.DefaultNamespace, DecodeObserver: metrics.ObserveDecode})
+	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
+	if err != nil {
+		return err
+	}
+	cdc, err := codec.New(kr, codec.Options{
+		Namespace:         c.DefaultNamespace,
+		DecodeObserver:    metrics.ObserveDecode,
+		NamespaceAliases:  aliases,
+		RefuseV1:          c.RefuseV1,
+		RefuseLegacy:      c.RefuseLegacy,
+		RequireEncryption: c.RequireEncryption,
+	})
 	if err != nil {
 		return err
 	}
@@ -456,4 +482,29 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// ParseNamespaceAliases turns --namespace-alias values NEW=OLD into
+// codec.Options.NamespaceAliases (NEW -> its OLD namespaces).
+func ParseNamespaceAliases(values []string) (map[string][]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := make(map[string][]string)
+	for _, v := range values {
+		to, from, ok := strings.Cut(v, "=")
+		if !ok {
+			return nil, fmt.Errorf("--namespace-alias %q: want NEW=OLD", v)
+		}
+		for _, ns := range []string{to, from} {
+			if err := codecserver.ValidNamespace(ns); err != nil {
+				return nil, fmt.Errorf("--namespace-alias %q: %w", v, err)
+			}
+		}
+		if to == from {
+			return nil, fmt.Errorf("--namespace-alias %q: a namespace needs no alias for itself", v)
+		}
+		out[to] = append(out[to], from)
+	}
+	return out, nil
 }

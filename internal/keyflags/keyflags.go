@@ -75,6 +75,7 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&v.CACert, "vault-cacert", v.CACert, "PEM file of the CA that signed Vault's certificate")
 	fs.StringVar(&v.Mount, "vault-transit-mount", v.Mount, "mount path of the transit secrets engine (default \"transit\")")
 	fs.StringVar(&v.KeyName, "vault-key", v.KeyName, "transit key name, or a template with {namespace}, e.g. temporal-{namespace}")
+	fs.Var((*StringList)(&v.PreviousKeys), "vault-previous-keys", "earlier transit key names (or templates) that still decrypt; payloads naming any other key of the mount are refused (repeatable)")
 	fs.StringVar(&v.AppRoleMount, "vault-approle-mount", v.AppRoleMount, "mount path of the AppRole auth method (default \"approle\")")
 	fs.StringVar(&v.AppRoleRoleID, "vault-approle-role-id", v.AppRoleRoleID, "AppRole role ID, to log in with AppRole")
 	fs.StringVar(&v.AppRoleSecretID, "vault-approle-secret-id", v.AppRoleSecretID, "AppRole secret ID (prefer the environment variable)")

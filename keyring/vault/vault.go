@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,14 @@ type Config struct {
 	Mount   string // transit mount path; default "transit"
 	KeyName string // transit key name, or a template with {namespace}, e.g. "temporal-{namespace}"
 
+	// PreviousKeys are earlier transit key names (or templates with
+	// {namespace}) that still decrypt, e.g. after moving to a new key
+	// name. Decryption is pinned to KeyName and these: a payload's key ID
+	// naming any other transit key of the mount is refused with
+	// keyring.ErrUnknownKey, so a payload cannot make the keyring use a key
+	// it was not configured with. Default: none.
+	PreviousKeys []string
+
 	AppRoleMount    string // default "approle"
 	AppRoleRoleID   string
 	AppRoleSecretID string
@@ -83,6 +92,7 @@ type Keyring struct {
 	mount       string
 	keyName     string // a name or a template
 	templated   bool
+	previous    []string // earlier names or templates that still decrypt
 	timeout     time.Duration
 	retryWait   time.Duration
 	maxRetries  int
@@ -174,6 +184,14 @@ func newKeyring(cfg Config) (*Keyring, error) {
 	k.templated = strings.Contains(cfg.KeyName, NamespacePlaceholder)
 	if err := validName(strings.ReplaceAll(cfg.KeyName, NamespacePlaceholder, "x")); err != nil {
 		return nil, fmt.Errorf("vault: key name template %q: %w", cfg.KeyName, err)
+	}
+	for _, p := range cfg.PreviousKeys {
+		if err := validName(strings.ReplaceAll(p, NamespacePlaceholder, "x")); err != nil {
+			return nil, fmt.Errorf("vault: previous key %q: %w", p, err)
+		}
+		if p != cfg.KeyName {
+			k.previous = append(k.previous, p)
+		}
 	}
 
 	var methods []string
@@ -321,8 +339,11 @@ func (k *Keyring) NewDataKey(ctx context.Context, namespace string) (keyring.Dat
 // distinct transit key, sending all of that key's wrapped data keys as one
 // batch_input. With a key-name template, a key ID whose key is not the
 // namespace's key is refused with keyring.ErrPermission: reading namespace
-// A's payloads must not give access to B's. Key IDs naming another mount
-// are refused with keyring.ErrUnknownKey.
+// A's payloads must not give access to B's. Without a template, a key ID
+// naming a transit key other than the configured one or one of
+// Config.PreviousKeys is refused with keyring.ErrUnknownKey: a payload
+// must not choose an arbitrary key of the mount. Key IDs naming another
+// mount are refused with keyring.ErrUnknownKey.
 func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	out := make([]keyring.Secret, len(keys))
 	if len(keys) == 0 {
@@ -335,6 +356,7 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 			return nil, err
 		}
 	}
+	allowed := k.previousNames(namespace)
 	groups := map[string][]int{} // transit key name -> indexes
 	var order []string
 	for i, w := range keys {
@@ -345,8 +367,12 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 		if id.Mount != k.mount {
 			return nil, fmt.Errorf("vault: key %q: names transit mount %q, this keyring uses %q: %w", w.KeyID, id.Mount, k.mount, keyring.ErrUnknownKey)
 		}
-		if k.templated && id.Key != want {
+		switch {
+		case slices.Contains(allowed, id.Key):
+		case k.templated && id.Key != want:
 			return nil, fmt.Errorf("vault: key %q: transit key %q is not the key of namespace %q (%q): %w", w.KeyID, id.Key, namespaceOrDefault(namespace), want, keyring.ErrPermission)
+		case !k.templated && id.Key != k.keyName:
+			return nil, fmt.Errorf("vault: key %q: transit key %q is neither the configured key %q nor one of its previous keys: %w", w.KeyID, id.Key, k.keyName, keyring.ErrUnknownKey)
 		}
 		v, ok := ciphertextVersion(w.Wrapped)
 		if !ok {
@@ -369,6 +395,22 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 		}
 	}
 	return out, nil
+}
+
+// previousNames returns Config.PreviousKeys with {namespace} replaced,
+// leaving out names that are not valid for namespace.
+func (k *Keyring) previousNames(namespace string) []string {
+	if len(k.previous) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(k.previous))
+	for _, p := range k.previous {
+		name := strings.ReplaceAll(p, NamespacePlaceholder, namespaceOrDefault(namespace))
+		if validName(name) == nil {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func namespaceOrDefault(ns string) string {

@@ -214,7 +214,7 @@ func TestVault(t *testing.T) {
 		v.CreateKey(t, "batch-a")
 		v.CreateKey(t, "batch-b")
 		cnt := newCounter()
-		kra := open(t, v, vault.Config{KeyName: "batch-a", Transport: cnt})
+		kra := open(t, v, vault.Config{KeyName: "batch-a", PreviousKeys: []string{"batch-b"}, Transport: cnt})
 		krb := open(t, v, vault.Config{KeyName: "batch-b", Transport: cnt})
 		var wrapped []keyring.WrappedKey
 		var want [][]byte
@@ -348,10 +348,14 @@ path "transit/keys/nodecrypt" { capabilities = ["read"] }
 		decode(t, c, sealedD, psD)
 
 		// B's payloads through A (fresh codec: nothing cached) are refused
-		// before Vault is asked.
+		// by the codec (they are sealed for b) before Vault is asked, and the
+		// keyring refuses b's key for namespace a on its own too.
 		_, err := newCodec(t, kr, codec.Options{Namespace: "a"}).DecodeContext(context.Background(), sealedB)
-		if !errors.Is(err, keyring.ErrPermission) {
-			t.Fatalf("decode of b's payload as namespace a: %v, want ErrPermission", err)
+		if !errors.Is(err, codec.ErrNamespace) {
+			t.Fatalf("decode of b's payload as namespace a: %v, want ErrNamespace", err)
+		}
+		if _, err := kr.UnwrapDataKeys(context.Background(), "a", []keyring.WrappedKey{{KeyID: keyID(sealedB[0]), Wrapped: sealedB[0].Metadata["encryption-wrapped-key"]}}); !errors.Is(err, keyring.ErrPermission) {
+			t.Fatalf("unwrap of b's key for namespace a: %v, want ErrPermission", err)
 		}
 		// Empty namespace means "default".
 		if _, err := kr.UnwrapDataKeys(context.Background(), "", []keyring.WrappedKey{{KeyID: keyID(sealedA[0]), Wrapped: sealedA[0].Metadata["encryption-wrapped-key"]}}); !errors.Is(err, keyring.ErrPermission) {

@@ -26,6 +26,10 @@ const (
 	MetadataWrappedKey = "encryption-wrapped-key"
 	MetadataFormat     = "encryption-format"
 	FormatV1           = "envelope/v1"
+	// MetadataNamespace (v2 only) names the Temporal namespace a payload
+	// was sealed for; the v2 additional data binds it.
+	MetadataNamespace = "encryption-namespace"
+	FormatV2          = "envelope/v2"
 )
 
 // Sizes of the data field's parts, and bounds on metadata fields.
@@ -38,10 +42,16 @@ const (
 	// may carry; longer values are refused before any key service is asked.
 	MaxKeyIDLen      = 512
 	MaxWrappedKeyLen = 4096
+	// MaxNamespaceLen is Temporal's limit on namespace names.
+	MaxNamespaceLen = 255
 )
 
-// aadLabel starts the additional data of every v1 payload.
-const aadLabel = "temporal-envelope/v1\x00"
+// aadLabel starts the additional data of every v1 payload, aadLabelV2 of
+// every v2 payload.
+const (
+	aadLabel   = "temporal-envelope/v1\x00"
+	aadLabelV2 = "temporal-envelope/v2\x00"
+)
 
 // Errors for payloads that claim to be sealed but cannot be opened.
 var (
@@ -50,15 +60,31 @@ var (
 	ErrDecrypt     = errors.New("payload does not decrypt: tampered, truncated or sealed under another key")
 )
 
-// Header is what a sealed payload's metadata says about its key.
+// Header is what a sealed payload's metadata says about its key and, from
+// v2 on, its namespace.
 type Header struct {
-	KeyID   []byte
-	Wrapped []byte
+	// Version is the format version: 1 or 2.
+	Version int
+	// Namespace is the namespace the payload was sealed for (v2); nil for
+	// v1, which is not bound to a namespace.
+	Namespace []byte
+	KeyID     []byte
+	Wrapped   []byte
 }
 
-// Same reports whether h and o name the same wrapped data key.
+// Same reports whether h and o name the same wrapped data key in the same
+// format and namespace, so that one opened key serves both.
 func (h Header) Same(o Header) bool {
-	return bytes.Equal(h.KeyID, o.KeyID) && bytes.Equal(h.Wrapped, o.Wrapped)
+	return h.Version == o.Version && bytes.Equal(h.KeyID, o.KeyID) && bytes.Equal(h.Wrapped, o.Wrapped) && bytes.Equal(h.Namespace, o.Namespace)
+}
+
+// AAD returns the additional data of the payload h describes: [AADv2] for
+// v2, [AAD] for v1.
+func (h Header) AAD() []byte {
+	if h.Version == 2 {
+		return AADv2(string(h.Namespace), string(h.KeyID), h.Wrapped)
+	}
+	return AAD(string(h.KeyID), h.Wrapped)
 }
 
 // IsSealed reports whether p says it is an encrypted payload.
@@ -85,8 +111,25 @@ func ParseHeader(p *commonpb.Payload) (Header, error) {
 	if !ok {
 		return Header{}, fmt.Errorf("%w: no %s metadata (not an envelope payload; perhaps sealed by a static-key sample codec)", ErrUnsupported, MetadataFormat)
 	}
-	if string(format) != FormatV1 {
-		return Header{}, fmt.Errorf("%w: %s is %q, want %q", ErrUnsupported, MetadataFormat, truncate(format), FormatV1)
+	var h Header
+	switch string(format) {
+	case FormatV1:
+		h.Version = 1
+		if _, ok := md[MetadataNamespace]; ok {
+			return Header{}, fmt.Errorf("%w: %s in an %s payload", ErrMalformed, MetadataNamespace, FormatV1)
+		}
+	case FormatV2:
+		h.Version = 2
+		ns, ok := md[MetadataNamespace]
+		switch {
+		case !ok || len(ns) == 0:
+			return Header{}, fmt.Errorf("%w: missing %s", ErrMalformed, MetadataNamespace)
+		case len(ns) > MaxNamespaceLen:
+			return Header{}, fmt.Errorf("%w: %s is %d bytes, at most %d allowed", ErrMalformed, MetadataNamespace, len(ns), MaxNamespaceLen)
+		}
+		h.Namespace = ns
+	default:
+		return Header{}, fmt.Errorf("%w: %s is %q, want %q or %q", ErrUnsupported, MetadataFormat, truncate(format), FormatV2, FormatV1)
 	}
 	keyID, ok := md[MetadataKeyID]
 	switch {
@@ -105,7 +148,8 @@ func ParseHeader(p *commonpb.Payload) (Header, error) {
 	if len(p.GetData()) < Overhead {
 		return Header{}, fmt.Errorf("%w: data is %d bytes, at least %d needed", ErrMalformed, len(p.GetData()), Overhead)
 	}
-	return Header{KeyID: keyID, Wrapped: wrapped}, nil
+	h.KeyID, h.Wrapped = keyID, wrapped
+	return h, nil
 }
 
 func truncate(b []byte) string {
@@ -129,24 +173,58 @@ func AAD(keyID string, wrapped []byte) []byte {
 	return b
 }
 
+// AADv2 returns the additional data of a v2 payload, which binds it to its
+// format version, namespace, key ID and wrapped data key:
+//
+//	"temporal-envelope/v2" 0x00 ‖ uint32be(len(namespace)) ‖ namespace
+//	‖ uint32be(len(keyID)) ‖ keyID ‖ uint32be(len(wrapped)) ‖ wrapped
+func AADv2(namespace, keyID string, wrapped []byte) []byte {
+	b := make([]byte, 0, len(aadLabelV2)+12+len(namespace)+len(keyID)+len(wrapped))
+	b = append(b, aadLabelV2...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(namespace)))
+	b = append(b, namespace...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(keyID)))
+	b = append(b, keyID...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(wrapped)))
+	b = append(b, wrapped...)
+	return b
+}
+
 // Metadata returns the metadata of a sealed payload. The byte slices are
 // shared by every payload sealed under the same data key.
 type Metadata struct {
-	keyID, wrapped []byte
+	namespace, keyID, wrapped []byte
 }
 
-// NewMetadata prepares the metadata values for a data key.
+// NewMetadata prepares the metadata values of a v1 payload for a data key.
+// New payloads are v2 ([NewMetadataV2]); this remains for tests of v1.
 func NewMetadata(keyID string, wrapped []byte) Metadata {
 	return Metadata{keyID: []byte(keyID), wrapped: append([]byte(nil), wrapped...)}
+}
+
+// NewMetadataV2 prepares the metadata values of a v2 payload sealed for
+// namespace under a data key.
+func NewMetadataV2(namespace, keyID string, wrapped []byte) Metadata {
+	return Metadata{namespace: []byte(namespace), keyID: []byte(keyID), wrapped: append([]byte(nil), wrapped...)}
 }
 
 var (
 	encodingValue = []byte(EncodingEncrypted)
 	formatValue   = []byte(FormatV1)
+	formatValueV2 = []byte(FormatV2)
 )
 
 // Map returns a fresh metadata map for one sealed payload.
 func (m Metadata) Map() map[string][]byte {
+	if m.namespace != nil {
+		return map[string][]byte{
+			MetadataEncoding:   encodingValue,
+			MetadataFormat:     formatValueV2,
+			MetadataNamespace:  m.namespace,
+			MetadataKeyID:      m.keyID,
+			MetadataWrappedKey: m.wrapped,
+		}
+	}
 	return map[string][]byte{
 		MetadataEncoding:   encodingValue,
 		MetadataFormat:     formatValue,

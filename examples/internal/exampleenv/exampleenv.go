@@ -29,16 +29,27 @@ import (
 	"github.com/envelopecodec/envelope/internal/keyflags"
 )
 
-// Keys holds the keyring flags.
+// Keys holds the keyring flags and the codec's decode policy.
 type Keys struct {
-	opts keyflags.Options
+	opts              keyflags.Options
+	requireEncryption bool
 }
 
-// Register adds the keyring flags (the codec server's) to fs. Register them
-// before the command's own flags.
+// Register adds the keyring flags (the codec server's) and
+// --require-encryption to fs. Register them before the command's own flags.
 func (k *Keys) Register(fs *flag.FlagSet) {
 	k.opts.DevKeysFile = keyflags.DefaultDevKeysFile
 	k.opts.Register(fs)
+	fs.BoolVar(&k.requireEncryption, "require-encryption", false, "fail on payloads from Temporal that are not encrypted instead of accepting them (a plaintext signal or memo injected by anyone who can write to Temporal)")
+}
+
+// CodecOptions returns the codec's options for a client with opts: the
+// codec's namespace is the client's (TEMPORAL_NAMESPACE or the profile's,
+// "default" when neither names one), so payloads the SDK encodes without a
+// serialization context are sealed for the namespace the Web UI and the CLI
+// decode them in.
+func (k *Keys) CodecOptions(opts client.Options) codec.Options {
+	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption}
 }
 
 // SetUsage makes fs print summary, the Temporal connection variables and
@@ -95,7 +106,7 @@ func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io
 	if err != nil {
 		return nil, nil, err
 	}
-	cdc, err := codec.New(kr, codec.Options{Namespace: opts.Namespace})
+	cdc, err := codec.New(kr, k.CodecOptions(opts))
 	if err != nil {
 		closer.Close()
 		return nil, nil, err
