@@ -204,7 +204,7 @@ func openAs(t *testing.T, b *testenv.Browser, site ssoSite, user testenv.OIDCUse
 		if (b) b.click();
 		return false;
 	})()`, jsString(site.issuer))
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](clickSSO, chromedp.WithPollingInterval(300*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+	if err := pollAcrossNavigations(ctx, clickSSO, 60*time.Second); err != nil {
 		fail("reach the provider's login page", err)
 	}
 	if err := chromedp.Do(ctx,
@@ -215,13 +215,36 @@ func openAs(t *testing.T, b *testenv.Browser, site ssoSite, user testenv.OIDCUse
 		fail("fill in the login form", err)
 	}
 	back := fmt.Sprintf(`location.origin === %s && !location.pathname.startsWith("/login") && !location.pathname.startsWith("/auth")`, jsString(site.ui))
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](back, chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+	if err := pollAcrossNavigations(ctx, back, 60*time.Second); err != nil {
 		fail("come back to the UI", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
 		fail("reopen "+page, err)
 	}
 	return session{ctx: ctx, calls: calls, bearer: bearer}
+}
+
+// pollAcrossNavigations evaluates the JavaScript expression expr until it
+// is true or the timeout passes. Unlike chromedp.Poll it keeps going when
+// the page navigates away meanwhile (a sign-in is a chain of redirects).
+func pollAcrossNavigations(ctx context.Context, expr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // waitForText waits until the page shows every string in want, and saves a
