@@ -110,8 +110,7 @@ func TestWebUISingleSignOn(t *testing.T) {
 	firstKid := op.KeyIDs()[0]
 	rd := openAs(t, b, site, reader, page)
 	waitForText(t, rd, inputSecrets, "sso-reader-plaintext.png")
-	tok := rd.bearer.first(t)
-	observeToken(t, tok, reader, firstKid)
+	observeToken(t, rd.bearer, reader, firstKid)
 	if st := rd.calls.decodeStatuses(); !contains(st, 200) {
 		t.Errorf("the reader's POST /decode statuses %v, want a 200", st)
 	}
@@ -154,7 +153,7 @@ func TestWebUISingleSignOn(t *testing.T) {
 	}
 	again := openAs(t, b, site, reader, page)
 	waitForText(t, again, inputSecrets, "sso-reader-after-key-rotation.png")
-	observeToken(t, again.bearer.first(t), reader, newKid)
+	observeToken(t, again.bearer, reader, newKid)
 	if err := cs.WaitOutput(context.Background(), "forced=true", 30*time.Second); err != nil {
 		t.Errorf("the codec server did not log a forced JWKS refresh: %v", err)
 	}
@@ -263,29 +262,13 @@ func waitForText(t *testing.T, s session, want []string, shot string) {
 	t.Logf("screenshot: %s", p)
 }
 
-// observeToken checks the bearer token the UI sent to the codec server: a
-// JWT of user signed with kid, and reports whether it is the access token
-// or the ID token. The provider puts "permissions" in access tokens only
-// and "nonce" in ID tokens only.
-func observeToken(t *testing.T, token string, user testenv.OIDCUser, kid string) {
+// observeToken checks the tokens the UI sent with POST /decode: the bearer
+// token in Authorization must be user's access token signed with kid, and
+// reports what Authorization-Extras held. The provider puts "permissions"
+// in access tokens only and "nonce" in ID tokens only.
+func observeToken(t *testing.T, b *bearerTokens, user testenv.OIDCUser, kid string) {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("the UI sent a bearer token that is not a JWT (%d parts)", len(parts))
-	}
-	var header struct {
-		Kid string `json:"kid"`
-	}
-	var claims map[string]any
-	for i, v := range []any{&header, &claims} {
-		b, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			t.Fatalf("JWT part %d: %v", i, err)
-		}
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("JWT part %d: %v", i, err)
-		}
-	}
+	header, claims := parseJWT(t, "Authorization", b.first(t))
 	if claims["sub"] != user.ID {
 		t.Errorf("token sub %v, want %s", claims["sub"], user.ID)
 	}
@@ -296,12 +279,48 @@ func observeToken(t *testing.T, token string, user testenv.OIDCUser, kid string)
 	_, hasNonce := claims["nonce"]
 	switch {
 	case hasPerms && !hasNonce:
-		t.Logf("observed: the UI passed the ACCESS token to the codec server (sub %s, kid %s, claims %v)", user.ID, header.Kid, keysOf(claims))
+		t.Logf("observed: Authorization: Bearer <the ACCESS token> (sub %s, kid %s, claims %v)", user.ID, header.Kid, keysOf(claims))
 	case hasNonce:
-		t.Errorf("observed: the UI passed the ID token to the codec server (claims %v); want the access token", keysOf(claims))
+		t.Errorf("observed: the UI passed the ID token as the bearer token (claims %v); want the access token", keysOf(claims))
 	default:
-		t.Errorf("the UI passed a token that is neither the access token nor the ID token (claims %v)", keysOf(claims))
+		t.Errorf("the UI passed a bearer token that is neither the access token nor the ID token (claims %v)", keysOf(claims))
 	}
+	// The UI 2.42.1 also sends the ID token in Authorization-Extras; the
+	// codec server ignores it (but CORS must allow it).
+	if extra := b.firstExtras(); extra != "" {
+		_, idClaims := parseJWT(t, "Authorization-Extras", extra)
+		if _, ok := idClaims["nonce"]; !ok || idClaims["sub"] != user.ID {
+			t.Errorf("Authorization-Extras is not the user's ID token (claims %v)", keysOf(idClaims))
+		} else {
+			t.Logf("observed: Authorization-Extras: <the ID token> (claims %v)", keysOf(idClaims))
+		}
+	}
+}
+
+type jwtHeader struct {
+	Kid string `json:"kid"`
+}
+
+// parseJWT decodes a JWT's header and claims without checking the
+// signature (the codec server does that).
+func parseJWT(t *testing.T, what, token string) (jwtHeader, map[string]any) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("%s is not a JWT (%d parts)", what, len(parts))
+	}
+	var header jwtHeader
+	var claims map[string]any
+	for i, v := range []any{&header, &claims} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatalf("%s: JWT part %d: %v", what, i, err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: JWT part %d: %v", what, i, err)
+		}
+	}
+	return header, claims
 }
 
 func keysOf(m map[string]any) []string {
@@ -318,6 +337,7 @@ type bearerTokens struct {
 	url    string
 	mu     sync.Mutex
 	tokens []string // "" for a request without a bearer token
+	extras []string // the Authorization-Extras header, "" when absent
 }
 
 func (b *bearerTokens) event(ev any) {
@@ -325,15 +345,31 @@ func (b *bearerTokens) event(ev any) {
 	if !ok || e.Request.Method != "POST" || e.Request.URL != b.url {
 		return
 	}
-	var tok string
+	var tok, extra string
 	for k, v := range e.Request.Headers {
-		if s, ok := v.(string); ok && strings.EqualFold(k, "Authorization") {
+		s, ok := v.(string)
+		switch {
+		case ok && strings.EqualFold(k, "Authorization"):
 			tok, _ = strings.CutPrefix(s, "Bearer ")
+		case ok && strings.EqualFold(k, "Authorization-Extras"):
+			extra = s
 		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tokens = append(b.tokens, tok)
+	b.extras = append(b.extras, extra)
+}
+
+// firstExtras returns the Authorization-Extras header of the first
+// POST /decode ("" when absent).
+func (b *bearerTokens) firstExtras() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.extras) == 0 {
+		return ""
+	}
+	return b.extras[0]
 }
 
 // first returns the bearer token of the first POST /decode, failing the
