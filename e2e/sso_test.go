@@ -135,10 +135,12 @@ func TestWebUISingleSignOn(t *testing.T) {
 		}
 	}
 	t.Logf("outsider screenshot: %s", screenshot(t, out.ctx, "sso-outsider-sealed.png"))
-	if err := waitAudit(auditLog, outsider.ID, 403); err != nil {
+	if line, err := waitAudit(auditLog, outsider.ID, 403); err != nil {
 		t.Errorf("audit log: %v", err)
+	} else {
+		t.Logf("audit line of the outsider: %s", line)
 	}
-	if err := waitAudit(auditLog, reader.ID, 200); err != nil {
+	if _, err := waitAudit(auditLog, reader.ID, 200); err != nil {
 		t.Errorf("audit log: %v", err)
 	}
 
@@ -424,8 +426,8 @@ func contains(s []int64, v int64) bool {
 }
 
 // waitAudit polls the codec server's audit log (JSON lines) for a decode
-// by subject answered with status.
-func waitAudit(path, subject string, status int) error {
+// by subject answered with status and returns that line.
+func waitAudit(path, subject string, status int) (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		f, err := os.Open(path)
@@ -439,14 +441,14 @@ func waitAudit(path, subject string, status int) error {
 				}
 				if json.Unmarshal(sc.Bytes(), &l) == nil && l.Subject == subject && l.Status == status && strings.Contains(l.Route, "decode") {
 					f.Close()
-					return nil
+					return sc.Text(), nil
 				}
 			}
 			f.Close()
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(path)
-			return fmt.Errorf("no decode by %s with status %d in %s:\n%s", subject, status, path, b)
+			return "", fmt.Errorf("no decode by %s with status %d in %s:\n%s", subject, status, path, b)
 		}
 		time.Sleep(100 * time.Millisecond) // polling a file with a deadline, not synchronisation
 	}
