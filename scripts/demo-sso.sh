@@ -45,7 +45,7 @@ for p in "$TEMPORAL_PORT" "$UI_PORT" "$CODEC_PORT" "$OIDC_PORT"; do
   port_busy "$p" && die "port $p is in use (another demo or dev server?); stop it first"
 done
 mkdir -p "$DIR/certs" "$DIR/ui/config"
-chmod 700 .data "$DIR"
+chmod 700 "$DIR"
 
 pids=()
 names=()
