@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,13 +49,13 @@ func TestWebUISingleSignOn(t *testing.T) {
 	uiOrigin := fmt.Sprintf("http://127.0.0.1:%d", uiPort)
 	callback := uiOrigin + "/auth/sso/callback"
 
-	clientSecret := randHex(t, 16)
+	clientSecret := ssoRandHex(t, 16)
 	reader := testenv.OIDCUser{
-		ID: "reader-" + randHex(t, 4), Username: "ada", Password: randHex(t, 8),
+		ID: "reader-" + ssoRandHex(t, 4), Username: "ada", Password: ssoRandHex(t, 8),
 		Email: "ada@example.com", Name: "Ada Reader", Permissions: []string{"default:read"},
 	}
 	outsider := testenv.OIDCUser{
-		ID: "outsider-" + randHex(t, 4), Username: "mallory", Password: randHex(t, 8),
+		ID: "outsider-" + ssoRandHex(t, 4), Username: "mallory", Password: ssoRandHex(t, 8),
 		Email: "mallory@example.com", Name: "Mallory Outsider", Permissions: []string{"billing:read"},
 	}
 	op := testenv.StartOIDCProvider(t, testenv.OIDCProviderOptions{
@@ -108,23 +109,25 @@ func TestWebUISingleSignOn(t *testing.T) {
 	// The reader sees plaintext, and the token the UI sent is the access
 	// token.
 	firstKid := op.KeyIDs()[0]
-	rd := openAs(t, b, site, reader, page)
-	waitForText(t, rd, inputSecrets, "sso-reader-plaintext.png")
+	rd := ssoSignIn(t, b, site, reader, page)
+	ssoWaitForText(t, rd, inputSecrets, "sso-reader-plaintext.png")
 	observeToken(t, rd.bearer, reader, firstKid)
-	if st := rd.calls.decodeStatuses(); !contains(st, 200) {
+	if st := rd.calls.postDecodeStatuses(); !slices.Contains(st, 200) {
 		t.Errorf("the reader's POST /decode statuses %v, want a 200", st)
 	}
 
 	// The outsider, whose token lacks default:read, sees ciphertext only.
-	out := openAs(t, b, site, outsider, page)
+	out := ssoSignIn(t, b, site, outsider, page)
 	sealed := `(() => { const t = document.body ? document.body.innerText : ""; return t.includes("Input") && (t.includes("binary/encrypted") || t.includes("YmluYXJ5L2VuY3J5cHRlZA==")); })()`
-	if _, err := chromedp.Run(out.ctx, chromedp.Poll[bool](sealed, chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+	if err := pollAcrossNavigations(out.ctx, sealed, 90*time.Second); err != nil {
 		text, _ := chromedp.Run(out.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 		t.Fatalf("the outsider's page never showed the sealed payload: %v\ncodec calls: %+v\nscreenshot: %s\npage text:\n%s", err, out.calls.list(), screenshot(t, out.ctx, "sso-outsider-failed.png"), text)
 	}
-	if err := waitDecodeStatus(out.ctx, out.calls, 403); err != nil {
+	if err := waitPostDecodeStatus(out.ctx, out.calls, 403); err != nil {
 		t.Errorf("the outsider's decode: %v; calls: %+v", err, out.calls.list())
 	}
+	// The 403 is for the permission, not for a missing or broken token.
+	observeToken(t, out.bearer, outsider, firstKid)
 	html, err := chromedp.Run(out.ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 	if err != nil {
 		t.Fatal(err)
@@ -135,12 +138,12 @@ func TestWebUISingleSignOn(t *testing.T) {
 		}
 	}
 	t.Logf("outsider screenshot: %s", screenshot(t, out.ctx, "sso-outsider-sealed.png"))
-	if line, err := waitAudit(auditLog, outsider.ID, 403); err != nil {
+	if line, err := waitAuditLine(auditLog, outsider.ID, 403); err != nil {
 		t.Errorf("audit log: %v", err)
 	} else {
 		t.Logf("audit line of the outsider: %s", line)
 	}
-	if _, err := waitAudit(auditLog, reader.ID, 200); err != nil {
+	if _, err := waitAuditLine(auditLog, reader.ID, 200); err != nil {
 		t.Errorf("audit log: %v", err)
 	}
 
@@ -153,8 +156,8 @@ func TestWebUISingleSignOn(t *testing.T) {
 	if newKid == firstKid {
 		t.Fatalf("rotation kept kid %s", newKid)
 	}
-	again := openAs(t, b, site, reader, page)
-	waitForText(t, again, inputSecrets, "sso-reader-after-key-rotation.png")
+	again := ssoSignIn(t, b, site, reader, page)
+	ssoWaitForText(t, again, inputSecrets, "sso-reader-after-key-rotation.png")
 	observeToken(t, again.bearer, reader, newKid)
 	if err := cs.WaitOutput(context.Background(), "forced=true", 30*time.Second); err != nil {
 		t.Errorf("the codec server did not log a forced JWKS refresh: %v", err)
@@ -164,16 +167,16 @@ func TestWebUISingleSignOn(t *testing.T) {
 // ssoSite holds the origins of the provider, the UI and the codec server.
 type ssoSite struct{ issuer, ui, codec string }
 
-// session is one user's browser context (own cookies and storage).
-type session struct {
+// ssoSession is one user's browser context (own cookies and storage).
+type ssoSession struct {
 	ctx    context.Context
 	calls  *codecCalls
 	bearer *bearerTokens
 }
 
-// openAs opens page in a new browser context, signs user in on the
+// ssoSignIn opens page in a new browser context, signs user in on the
 // provider's login page when the UI asks for it, and opens page again.
-func openAs(t *testing.T, b *testenv.Browser, site ssoSite, user testenv.OIDCUser, page string) session {
+func ssoSignIn(t *testing.T, b *testenv.Browser, site ssoSite, user testenv.OIDCUser, page string) ssoSession {
 	t.Helper()
 	tab, cancelTab := chromedp.NewContext(b.Ctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancelTab)
@@ -222,7 +225,7 @@ func openAs(t *testing.T, b *testenv.Browser, site ssoSite, user testenv.OIDCUse
 	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
 		fail("reopen "+page, err)
 	}
-	return session{ctx: ctx, calls: calls, bearer: bearer}
+	return ssoSession{ctx: ctx, calls: calls, bearer: bearer}
 }
 
 // pollAcrossNavigations evaluates the JavaScript expression expr until it
@@ -248,14 +251,14 @@ func pollAcrossNavigations(ctx context.Context, expr string, timeout time.Durati
 	}
 }
 
-// waitForText waits until the page shows every string in want, and saves a
+// ssoWaitForText waits until the page shows every string in want, and saves a
 // screenshot.
-func waitForText(t *testing.T, s session, want []string, shot string) {
+func ssoWaitForText(t *testing.T, s ssoSession, want []string, shot string) {
 	t.Helper()
 	wantJS, _ := json.Marshal(want)
-	_, err := chromedp.Run(s.ctx, chromedp.Poll[bool](
+	err := pollAcrossNavigations(s.ctx,
 		fmt.Sprintf(`(() => { const t = document.body ? document.body.innerText : ""; return %s.every(w => t.includes(w)); })()`, wantJS),
-		chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second)))
+		90*time.Second)
 	p := screenshot(t, s.ctx, shot)
 	if err != nil {
 		text, _ := chromedp.Run(s.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
@@ -270,7 +273,7 @@ func waitForText(t *testing.T, s session, want []string, shot string) {
 // in access tokens only and "nonce" in ID tokens only.
 func observeToken(t *testing.T, b *bearerTokens, user testenv.OIDCUser, kid string) {
 	t.Helper()
-	header, claims := parseJWT(t, "Authorization", b.first(t))
+	header, claims := decodeJWTUnverified(t, "Authorization", b.first(t))
 	if claims["sub"] != user.ID {
 		t.Errorf("token sub %v, want %s", claims["sub"], user.ID)
 	}
@@ -281,37 +284,37 @@ func observeToken(t *testing.T, b *bearerTokens, user testenv.OIDCUser, kid stri
 	_, hasNonce := claims["nonce"]
 	switch {
 	case hasPerms && !hasNonce:
-		t.Logf("observed: Authorization: Bearer <the ACCESS token> (sub %s, kid %s, claims %v)", user.ID, header.Kid, keysOf(claims))
+		t.Logf("observed: Authorization: Bearer <the ACCESS token> (sub %s, kid %s, claims %v)", user.ID, header.Kid, claimNames(claims))
 	case hasNonce:
-		t.Errorf("observed: the UI passed the ID token as the bearer token (claims %v); want the access token", keysOf(claims))
+		t.Errorf("observed: the UI passed the ID token as the bearer token (claims %v); want the access token", claimNames(claims))
 	default:
-		t.Errorf("the UI passed a bearer token that is neither the access token nor the ID token (claims %v)", keysOf(claims))
+		t.Errorf("the UI passed a bearer token that is neither the access token nor the ID token (claims %v)", claimNames(claims))
 	}
 	// The UI 2.42.1 also sends the ID token in Authorization-Extras; the
 	// codec server ignores it (but CORS must allow it).
 	if extra := b.firstExtras(); extra != "" {
-		_, idClaims := parseJWT(t, "Authorization-Extras", extra)
+		_, idClaims := decodeJWTUnverified(t, "Authorization-Extras", extra)
 		if _, ok := idClaims["nonce"]; !ok || idClaims["sub"] != user.ID {
-			t.Errorf("Authorization-Extras is not the user's ID token (claims %v)", keysOf(idClaims))
+			t.Errorf("Authorization-Extras is not the user's ID token (claims %v)", claimNames(idClaims))
 		} else {
-			t.Logf("observed: Authorization-Extras: <the ID token> (claims %v)", keysOf(idClaims))
+			t.Logf("observed: Authorization-Extras: <the ID token> (claims %v)", claimNames(idClaims))
 		}
 	}
 }
 
-type jwtHeader struct {
+type ssoJWTHeader struct {
 	Kid string `json:"kid"`
 }
 
-// parseJWT decodes a JWT's header and claims without checking the
+// decodeJWTUnverified decodes a JWT's header and claims without checking the
 // signature (the codec server does that).
-func parseJWT(t *testing.T, what, token string) (jwtHeader, map[string]any) {
+func decodeJWTUnverified(t *testing.T, what, token string) (ssoJWTHeader, map[string]any) {
 	t.Helper()
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		t.Fatalf("%s is not a JWT (%d parts)", what, len(parts))
 	}
-	var header jwtHeader
+	var header ssoJWTHeader
 	var claims map[string]any
 	for i, v := range []any{&header, &claims} {
 		b, err := base64.RawURLEncoding.DecodeString(parts[i])
@@ -325,7 +328,7 @@ func parseJWT(t *testing.T, what, token string) (jwtHeader, map[string]any) {
 	return header, claims
 }
 
-func keysOf(m map[string]any) []string {
+func claimNames(m map[string]any) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -389,8 +392,8 @@ func (b *bearerTokens) first(t *testing.T) string {
 	return b.tokens[0]
 }
 
-// decodeStatuses returns the statuses of the answered POST /decode calls.
-func (c *codecCalls) decodeStatuses() []int64 {
+// postDecodeStatuses returns the statuses of the answered POST /decode calls.
+func (c *codecCalls) postDecodeStatuses() []int64 {
 	var out []int64
 	for _, call := range c.list() {
 		if call.Method == "POST" && strings.HasSuffix(call.URL, "/decode") && call.Status != 0 {
@@ -400,12 +403,12 @@ func (c *codecCalls) decodeStatuses() []int64 {
 	return out
 }
 
-func waitDecodeStatus(ctx context.Context, c *codecCalls, want int64) error {
+func waitPostDecodeStatus(ctx context.Context, c *codecCalls, want int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		st := c.decodeStatuses()
-		if contains(st, want) {
+		st := c.postDecodeStatuses()
+		if slices.Contains(st, want) {
 			return nil
 		}
 		select {
@@ -416,18 +419,9 @@ func waitDecodeStatus(ctx context.Context, c *codecCalls, want int64) error {
 	}
 }
 
-func contains(s []int64, v int64) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// waitAudit polls the codec server's audit log (JSON lines) for a decode
+// waitAuditLine polls the codec server's audit log (JSON lines) for a decode
 // by subject answered with status and returns that line.
-func waitAudit(path, subject string, status int) (string, error) {
+func waitAuditLine(path, subject string, status int) (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		f, err := os.Open(path)
@@ -454,7 +448,7 @@ func waitAudit(path, subject string, status int) (string, error) {
 	}
 }
 
-func randHex(t *testing.T, n int) string {
+func ssoRandHex(t *testing.T, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
