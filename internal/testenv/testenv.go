@@ -1,5 +1,6 @@
 // Package testenv starts the real components the integration tests need
-// (Vault, the Temporal dev server, headless Chromium, the codec server) the
+// (Vault, the Temporal dev server, the Temporal UI server, an OpenID
+// provider, headless Chromium, the codec server over HTTP or HTTPS) the
 // same way for every test, on free loopback ports, and tears them down at
 // the end of the test. Binaries are built by `make tools` into the
 // repository's bin/ folder; a missing binary fails the test, it never skips.
