@@ -52,3 +52,8 @@ demo: build
 
 clean:
 	rm -rf bin .data artifacts
+
+## demo-sso: the Web UI with OIDC sign-in in front of the codec server on HTTPS (see scripts/demo-sso.sh)
+.PHONY: demo-sso
+demo-sso: tools build
+	./scripts/demo-sso.sh
