@@ -22,6 +22,7 @@ test: tools build
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) fuzz
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd internal/oidcprovider && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 
 fuzz:
@@ -55,5 +56,6 @@ clean:
 
 ## demo-sso: the Web UI with OIDC sign-in in front of the codec server on HTTPS (see scripts/demo-sso.sh)
 .PHONY: demo-sso
-demo-sso: tools build
-	./scripts/demo-sso.sh
+demo-sso: build
+	@./scripts/tools.sh temporal ui-server
+	@./scripts/demo-sso.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo-sso` (after `make tools build`): the Web UI with single sign-on
+# `make demo-sso` (after `make build` and `scripts/tools.sh temporal ui-server`): the Web UI with single sign-on
 # in front of an HTTPS codec server, as e2e/sso_test.go runs it. Starts
 #   - an OpenID provider (internal/oidcprovider: zitadel/oidc's example
 #     provider with a login page) with two users:
@@ -37,7 +37,7 @@ say() { printf 'demo-sso: %s\n' "$*"; }
 die() { printf 'demo-sso: %s\n' "$*" >&2; exit 1; }
 
 for b in bin/temporal bin/codec-server bin/ui-server; do
-  [[ -x $b ]] || die "$b is missing; run \`make tools build\` (make demo-sso does)"
+  [[ -x $b ]] || die "$b is missing; run \`make demo-sso\` (it builds and links what it needs)"
 done
 command -v openssl >/dev/null || die "openssl is needed to make the demo's certificates"
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
