@@ -200,6 +200,16 @@ func outcome(err error) string {
 	return "ok"
 }
 
+// KeyGeneration forwards keyring.Rotating, so the codec still notices
+// rotations through the wrapper; a keyring that does not rotate reports a
+// constant generation.
+func (k *instrumentedKeyring) KeyGeneration() uint64 {
+	if r, ok := k.kr.(keyring.Rotating); ok {
+		return r.KeyGeneration()
+	}
+	return 0
+}
+
 func (k *instrumentedKeyring) NewDataKey(ctx context.Context, ns string) (keyring.DataKey, error) {
 	dk, err := k.kr.NewDataKey(ctx, ns)
 	k.m.keyringCalls.WithLabelValues("new_data_key", outcome(err)).Inc()
