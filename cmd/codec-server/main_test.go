@@ -337,7 +337,7 @@ func TestKeysCommand(t *testing.T) {
 			t.Errorf("list lacks %s:\n%s", k.ID, out)
 		}
 	}
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "yes") {
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "active") {
 		t.Errorf("want a header and two keys, the newest active:\n%s", out)
 	}
 	var f struct{ Keys []struct{ Key string } }
@@ -384,7 +384,7 @@ func TestHelpNamesEnvironment(t *testing.T) {
 	if code != 0 {
 		t.Errorf("--help exit %d", code)
 	}
-	for _, want := range []string{"CODEC_SERVER_LISTEN", "CODEC_SERVER_CORS_ORIGIN", "VAULT_ADDR", "CODEC_SERVER_VAULT_KEY", "CODEC_SERVER_JWKS_URL", "keys new|rotate|list", "healthcheck"} {
+	for _, want := range []string{"CODEC_SERVER_LISTEN", "CODEC_SERVER_CORS_ORIGIN", "VAULT_ADDR", "CODEC_SERVER_VAULT_KEY", "CODEC_SERVER_JWKS_URL", "keys new|add|promote|rotate|retire|add-legacy|list", "healthcheck"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("--help lacks %s", want)
 		}
