@@ -12,7 +12,9 @@
 // Every wrapped data key travels with the ID of the KEK that wrapped it.
 // Key IDs are opaque to the codec; a keyring must be able to unwrap any data
 // key wrapped under an ID it still holds, which is what makes rotation safe:
-// new payloads use the active key, old payloads keep decoding.
+// new payloads use the active key, old payloads keep decoding. Keyrings
+// whose active key can change while in use implement [Rotating], so the
+// codec stops sealing under the old key's cached data keys at once.
 //
 // # Namespaces
 //
