@@ -131,7 +131,7 @@ func TestKeysStagedRotationCommands(t *testing.T) {
 }
 
 // TestLegacyKeyWithEmptyIDDecodesSamplePayloads: a key added with
-// `keys add-legacy --id ”` decodes what the samples seal by default.
+// `keys add-legacy` and an empty --id decodes what the samples seal by default.
 func TestLegacyKeyWithEmptyIDDecodesSamplePayloads(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "keys.json")
