@@ -708,7 +708,7 @@ func RetireKey(path, id string, now time.Time, opts RetireOptions) (KeyInfo, err
 		case !k.Legacy && f.Active == id:
 			return fmt.Errorf("key %q is the active key; promote another key first: %w", id, ErrKeyInUse)
 		}
-		if end, ok := activeUntil(f, k); ok && !opts.Force {
+		if end, ok := activeUntil(f, k, now); ok && !opts.Force {
 			if left := end.Add(opts.Window).Sub(now); left > 0 {
 				return fmt.Errorf("key %q was active until %s and may still seal payloads for %s (data key max age + reload interval); retry later or use --force: %w",
 					id, end.UTC().Format(time.RFC3339), left.Round(time.Second), ErrKeyInUse)
@@ -728,7 +728,7 @@ func RetireKey(path, id string, now time.Time, opts RetireOptions) (KeyInfo, err
 // activeUntil returns when key k stopped being active: when the first key
 // promoted after k's last promotion was promoted. ok is false for a key
 // that never was active.
-func activeUntil(f *fileJSON, k *fileKeyJSON) (end time.Time, ok bool) {
+func activeUntil(f *fileJSON, k *fileKeyJSON, now time.Time) (end time.Time, ok bool) {
 	if k.Legacy || k.Promoted == nil {
 		return time.Time{}, false
 	}
@@ -739,7 +739,7 @@ func activeUntil(f *fileJSON, k *fileKeyJSON) (end time.Time, ok bool) {
 	}
 	if end.IsZero() {
 		// No later promotion recorded (clock skew): count it active until now.
-		end = time.Now()
+		end = now
 	}
 	return end, true
 }
