@@ -55,6 +55,16 @@ const (
 	DefaultDecodeCacheMaxAge = 15 * time.Minute
 )
 
+// Bounds on [Options]; New refuses larger values.
+const (
+	// MaxDataKeyMaxUses is the NIST SP 800-38D limit on invocations of
+	// AES-GCM with random 96-bit nonces under one key.
+	MaxDataKeyMaxUses = 1 << 32
+	// MaxDataKeyMaxAge bounds how long a data key's plaintext stays in
+	// memory and in use for sealing.
+	MaxDataKeyMaxAge = 24 * time.Hour
+)
+
 // parallelThreshold is the batch size from which Decode opens payloads on
 // several goroutines.
 const parallelThreshold = 64
@@ -100,11 +110,14 @@ type Options struct {
 
 	// DataKeyMaxUses bounds how many payloads are sealed under one data key
 	// before a new one is requested. Default: 2^20 (see docs/FORMAT.md for
-	// why this keeps random-nonce collisions negligible).
+	// why this keeps random-nonce collisions negligible); at most
+	// MaxDataKeyMaxUses (2^32).
 	DataKeyMaxUses int
 
 	// DataKeyMaxAge bounds how long one data key is used for sealing.
-	// Default: one hour.
+	// Default: one hour; at most MaxDataKeyMaxAge (24 hours). A keyring
+	// that implements keyring.Rotating ends a data key's use sooner, as
+	// soon as its key-encryption key is no longer the active one.
 	DataKeyMaxAge time.Duration
 
 	// DecodeCacheSize is the number of unwrapped data keys kept for
@@ -148,6 +161,7 @@ var (
 // core is shared by a Codec and the namespace-bound Codecs derived from it.
 type core struct {
 	kr   keyring.Keyring
+	rot  keyring.Rotating // kr, if it reports key generations
 	opts Options
 
 	encMu sync.Mutex
@@ -165,6 +179,7 @@ type sealKey struct {
 	aad     []byte
 	md      envelope.Metadata
 	expires time.Time
+	gen     uint64 // the keyring's key generation when the key was made
 	uses    atomic.Int64
 }
 
@@ -193,6 +208,12 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 {
 		return nil, errors.New("codec: negative option")
 	}
+	if opts.DataKeyMaxUses > MaxDataKeyMaxUses {
+		return nil, fmt.Errorf("codec: DataKeyMaxUses is %d, at most %d (2^32, the NIST SP 800-38D limit for random nonces) allowed", opts.DataKeyMaxUses, MaxDataKeyMaxUses)
+	}
+	if opts.DataKeyMaxAge > MaxDataKeyMaxAge {
+		return nil, fmt.Errorf("codec: DataKeyMaxAge is %s, at most %s allowed", opts.DataKeyMaxAge, MaxDataKeyMaxAge)
+	}
 	if opts.DataKeyMaxUses == 0 {
 		opts.DataKeyMaxUses = DefaultDataKeyMaxUses
 	}
@@ -216,6 +237,7 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
 	c := &core{kr: kr, opts: opts, enc: make(map[string]*sealKey), dec: cache, seed: maphash.MakeSeed()}
+	c.rot, _ = kr.(keyring.Rotating)
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
 
@@ -282,12 +304,20 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 }
 
 // sealKey returns a data key for sealing one payload, counting the use. It
-// asks the keyring for a new key when the cached one is used up or too old.
+// asks the keyring for a new key when the cached one is used up, too old,
+// or wrapped under a key-encryption key the keyring may no longer hold
+// active (keyring.Rotating).
 func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) {
 	c.encMu.Lock()
 	defer c.encMu.Unlock()
 	now := c.opts.Now()
-	if k := c.enc[namespace]; k != nil && now.Before(k.expires) && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
+	var gen uint64
+	if c.rot != nil {
+		// Read before NewDataKey: a rotation during the call leaves the
+		// new key marked stale, never a stale key marked current.
+		gen = c.rot.KeyGeneration()
+	}
+	if k := c.enc[namespace]; k != nil && now.Before(k.expires) && k.gen == gen && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
 		return k, nil
 	}
 	dk, err := c.kr.NewDataKey(ctx, namespace)
@@ -304,6 +334,7 @@ func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) 
 		aad:     envelope.AADv2(namespace, dk.KeyID, dk.Wrapped),
 		md:      envelope.NewMetadataV2(namespace, dk.KeyID, dk.Wrapped),
 		expires: now.Add(c.opts.DataKeyMaxAge),
+		gen:     gen,
 	}
 	k.uses.Store(1)
 	c.enc[namespace] = k
@@ -459,9 +490,14 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 	}
 	secrets, err := c.core.kr.UnwrapDataKeys(ctx, c.namespace, req)
 	if err != nil {
+		// Name the payload of the key that failed when the keyring says
+		// which (keyring.KeyError), else the first payload of the call.
 		first := missing[0].at[0]
 		for _, m := range missing {
 			first = min(first, m.at[0])
+		}
+		if j, ok := keyring.FailedKey(err); ok && j >= 0 && j < len(missing) {
+			first = missing[j].at[0]
 		}
 		return fmt.Errorf("codec: decode payload %d: unwrap data key: %w", first, err)
 	}

@@ -21,7 +21,8 @@
 // New payloads use the keyring's active key; payloads sealed under older
 // keys decode as long as the keyring still holds them. One data key seals at
 // most [Options].DataKeyMaxUses payloads and is used for at most
-// DataKeyMaxAge; unwrapped data keys are kept in a bounded LRU for decoding,
+// DataKeyMaxAge, and no longer once the keyring reports a rotation
+// ([keyring.Rotating]: a reloaded key file, a new Vault key version); unwrapped data keys are kept in a bounded LRU for decoding,
 // and one Decode unwraps all the data keys it lacks in a single keyring
 // call.
 //

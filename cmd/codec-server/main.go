@@ -2,7 +2,7 @@
 // Temporal Web UI, the temporal CLI and remote SDK clients.
 //
 //	codec-server [flags]                      serve (see --help and docs/SERVER.md)
-//	codec-server keys new|rotate|list --file F manage a local key file
+//	codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
 //	codec-server healthcheck [--url URL]      GET /healthz; exit 1 unless 200
 //
 // With no flags it serves on 127.0.0.1:8081 with a development key file in

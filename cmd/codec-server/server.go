@@ -105,6 +105,9 @@ type Main struct {
 	// os.LookupEnv.
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
+	// Environ lists the environment (os.Environ by default), to find
+	// misspelled CODEC_SERVER_* variables.
+	Environ func() []string
 
 	logger    *slog.Logger
 	ln        net.Listener
@@ -118,7 +121,7 @@ type Main struct {
 
 // NewMain returns a Main with DefaultConfig.
 func NewMain() *Main {
-	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, done: make(chan error, 1)}
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Environ: os.Environ, done: make(chan error, 1)}
 }
 
 // FlagSet returns the server's flags bound to c.
@@ -183,12 +186,39 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (subcommands: keys, healthcheck)", fs.Arg(0))
 	}
-	return m.Config.Validate()
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	return m.checkDevKeys(fs)
+}
+
+// checkDevKeys refuses the development key file, which Validate allows only
+// for the loopback default without authentication, when the environment
+// suggests a mistake: a CODEC_SERVER_* variable that names no flag (a
+// misspelled CODEC_SERVER_KEYS_FILE), or a Kubernetes pod, where the file
+// would vanish with the pod.
+func (m *Main) checkDevKeys(fs *flag.FlagSet) error {
+	if m.Config.Keys.Source() != "dev-file" {
+		return nil
+	}
+	if m.Environ != nil {
+		if unknown := keyflags.UnknownEnv(fs, m.Environ()); len(unknown) > 0 {
+			return keyflags.NoKeyringError("the environment sets " + strings.Join(unknown, ", ") + ", which name no flag (misspelled?)")
+		}
+	}
+	lookup := m.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if why := keyflags.InKubernetes(lookup); why != "" {
+		return keyflags.NoKeyringError(why)
+	}
+	return nil
 }
 
 const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
-  codec-server keys new|rotate|list --file F  manage a local key file
+  codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
 
 Every flag can be set by the environment variable named after it; flags win.
@@ -241,6 +271,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 || c.MaxPayloads <= 0 {
 		return errors.New("--max-body-bytes and --max-payloads must be positive")
+	}
+	if c.Keys.KeysFile == "" && c.Keys.Vault.Address == "" {
+		// The development key file is for the loopback default only.
+		switch {
+		case c.AuthConfigured():
+			return keyflags.NoKeyringError("authentication is configured (a deployment, not the local default)")
+		case c.InsecureNoAuth:
+			return keyflags.NoKeyringError("--insecure-no-auth is set (a deployment, not the local default)")
+		case !isLoopback(host):
+			return keyflags.NoKeyringError(fmt.Sprintf("--listen %s is not a loopback address", c.Listen))
+		}
 	}
 	if err := c.Keys.Validate(); err != nil {
 		return err
@@ -298,6 +339,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var metrics *codecserver.Metrics
 	if c.Metrics {
 		metrics = codecserver.NewMetrics()
+	}
+	if metrics != nil {
+		c.Keys.OnReload = metrics.ObserveKeyReload
 	}
 	kr, closer, err := c.Keys.Open(ctx, m.logger)
 	if err != nil {

@@ -57,6 +57,10 @@ type Options struct {
 	// development key file is in use. It is not a flag: commands set it
 	// (usually to DefaultDevKeysFile) to get a working default.
 	DevKeysFile string
+
+	// OnReload, if set, is called after every reload of the key file with
+	// its error (nil on success), for metrics. It is not a flag.
+	OnReload func(error)
 }
 
 // Register adds the keyring flags to fs. Their environment twins are named
@@ -153,7 +157,7 @@ func (o *Options) Open(ctx context.Context, logger *slog.Logger) (keyring.Keyrin
 		logger.Warn("keyring: using a DEVELOPMENT key file; do not use it for real data (set --keys-file or --vault-addr)",
 			"file", path, "created", created)
 	}
-	f, err := keyring.OpenFile(path, keyring.FileOptions{Logger: logger})
+	f, err := keyring.OpenFile(path, keyring.FileOptions{Logger: logger, OnReload: o.OnReload})
 	if err != nil {
 		return nil, nil, fmt.Errorf("keyflags: %w", err)
 	}

@@ -9,7 +9,8 @@
 // against a local dev server, a self-hosted cluster with mTLS or Temporal
 // Cloud. The keyring comes from the same flags and variables as the codec
 // server's (internal/keyflags): --keys-file, --vault-*, and with neither the
-// development key file .data/dev-keyring.json.
+// development key file .data/dev-keyring.json, which is refused unless
+// Temporal is on this machine without an API key or TLS.
 package exampleenv
 
 import (
@@ -18,7 +19,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
@@ -69,7 +72,9 @@ func SetUsage(fs *flag.FlagSet, summary string) {
                           a profile of the Temporal config file instead
 
 Keyring: --keys-file or --vault-* (the codec server's flags); with neither,
-the development key file .data/dev-keyring.json (never for real data).
+the development key file .data/dev-keyring.json (never for real data), but
+only against a Temporal on this machine without an API key or TLS, and not
+in a Kubernetes pod.
 
 Flags:
 `)
@@ -94,6 +99,40 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	})
 }
 
+// devKeysRefusal says why the development key file must not be used with
+// these client options ("" if it may): only against a Temporal on this
+// machine without an API key or TLS, outside Kubernetes, and with no
+// misspelled keyring variable in the environment.
+func devKeysRefusal(opts client.Options, lookup func(string) (string, bool), environ []string) string {
+	host := opts.HostPort
+	if host == "" {
+		host = client.DefaultHostPort
+	}
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	ip := net.ParseIP(h)
+	switch {
+	case h != "localhost" && (ip == nil || !ip.IsLoopback()):
+		return fmt.Sprintf("the Temporal address %s is not on this machine", host)
+	case opts.Credentials != nil:
+		return "Temporal credentials (an API key) are configured"
+	case opts.ConnectionOptions.TLS != nil:
+		return "TLS to Temporal is configured"
+	}
+	// A misspelled keyring variable (CODEC_SERVER_KEY_FILE, CODEC_SERVER_VAULTKEY).
+	var probe keyflags.Options
+	keyFS := flag.NewFlagSet("", flag.ContinueOnError)
+	probe.Register(keyFS)
+	for _, name := range keyflags.UnknownEnv(keyFS, environ) {
+		if strings.HasPrefix(name, keyflags.EnvPrefix+"KEY") || strings.HasPrefix(name, keyflags.EnvPrefix+"VAULT") {
+			return "the environment sets " + name + ", which names no keyring flag (misspelled?)"
+		}
+	}
+	return keyflags.InKubernetes(lookup)
+}
+
 // Dial opens the keyring, builds the envelope codec on it and dials
 // Temporal with a data converter that seals every payload. Close the client
 // first, then the returned closer.
@@ -101,6 +140,11 @@ func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
 		return nil, nil, fmt.Errorf("temporal client configuration: %w", err)
+	}
+	if k.opts.Source() == "dev-file" {
+		if why := devKeysRefusal(opts, os.LookupEnv, os.Environ()); why != "" {
+			return nil, nil, keyflags.NoKeyringError(why)
+		}
 	}
 	kr, closer, err := k.opts.Open(ctx, logger)
 	if err != nil {
