@@ -92,7 +92,8 @@ func parseKeyFile(data []byte) (*keySet, error) {
 	}
 	ks := &keySet{keys: make(map[string]cipher.AEAD, len(f.Keys)), legacy: make(map[string][]byte)}
 	for i, k := range f.Keys {
-		if err := validKeyID(k.ID); err != nil {
+		// The samples' default key ID is "": a legacy key may have it.
+		if err := validKeyID(k.ID); err != nil && !(k.Legacy && k.ID == "") {
 			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
 		id := FileKeyIDPrefix + k.ID

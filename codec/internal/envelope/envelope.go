@@ -73,8 +73,9 @@ func IsSealed(p *commonpb.Payload) bool {
 func IsLegacy(p *commonpb.Payload) bool {
 	md := p.GetMetadata()
 	_, hasFormat := md[MetadataFormat]
-	keyID := md[MetadataKeyID]
-	return !hasFormat && len(keyID) > 0 && len(keyID) <= MaxKeyIDLen
+	// The samples' default key ID is "": the key is there, its value empty.
+	keyID, hasKeyID := md[MetadataKeyID]
+	return !hasFormat && hasKeyID && len(keyID) <= MaxKeyIDLen
 }
 
 // ParseHeader reads and checks the metadata of a sealed payload. It does not
