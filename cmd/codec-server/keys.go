@@ -43,9 +43,19 @@ func runKeys(args []string, stdout, stderr io.Writer, lookup func(string) (strin
 	if *file == "" {
 		*file, _ = lookup(keyflags.EnvName("keys-file"))
 	}
-	if *file == "" || fs.NArg() > 0 {
-		fmt.Fprint(stderr, keysUsage)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "codec-server keys %s: unexpected argument %q\n%s", cmd, fs.Arg(0), keysUsage)
 		return 2
+	}
+	if *file == "" {
+		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyflags.EnvName("keys-file"))
+		return 2
+	}
+	if cmd == "list" || cmd == "rotate" {
+		if err := checkKeyFile("--file", *file); err != nil {
+			fmt.Fprintf(stderr, "codec-server keys %s: %v\n", cmd, err)
+			return 1
+		}
 	}
 	now := time.Now()
 	switch cmd {

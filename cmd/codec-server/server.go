@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/internal/keyflags"
@@ -31,6 +33,8 @@ type Config struct {
 	InsecureNoAuth   bool
 
 	Keys keyflags.Options
+	// Zlib chains the zlib codec after the envelope codec (--zlib).
+	Zlib bool
 
 	CORSOrigins keyflags.StringList
 	CORSMaxAge  time.Duration
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		LogLevel:          "info",
 		Metrics:           true,
 		Audit:             true,
+		Zlib:              true,
 	}
 }
 
@@ -120,6 +125,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; without auth it must be a loopback address")
 	fs.StringVar(&c.DefaultNamespace, "default-namespace", c.DefaultNamespace, "namespace of requests that name none (the temporal CLI sends an empty X-Namespace)")
+	fs.BoolVar(&c.Zlib, "zlib", c.Zlib, "chain the zlib codec after the envelope codec, as the Temporal samples do: /decode decompresses binary/zlib payloads (the samples' compressed payloads that were not sealed), /encode compresses payloads that shrink before sealing (--zlib=false turns it off)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve without authentication on a non-loopback address: anyone who reaches it can decrypt. Only use this behind a proxy that authenticates")
 
 	fs.Var(&c.CORSOrigins, "cors-origin", "origin the Web UI is served from, e.g. https://temporal.example.com (repeatable; \"*\" is refused). Default without auth: the dev UI, "+strings.Join(DevUIOrigins, " and "))
@@ -169,7 +175,10 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (subcommands: keys, healthcheck)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (subcommands: keys, decode, healthcheck)", fs.Arg(0))
+	}
+	if err := checkEmptyKeysFile(fs, args, m.LookupEnv); err != nil {
+		return err
 	}
 	return m.Config.Validate()
 }
@@ -178,6 +187,8 @@ const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
   codec-server keys new|rotate|list --file F  manage a local key file
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
+  codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
+  codec-server --version                      module version and VCS revision
 
 Every flag can be set by the environment variable named after it; flags win.
 See docs/SERVER.md.
@@ -284,6 +295,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.Metrics {
 		metrics = codecserver.NewMetrics()
 	}
+	if c.Keys.KeysFile != "" && c.Keys.Vault.Address == "" {
+		if err := checkKeyFile("--keys-file", c.Keys.KeysFile); err != nil {
+			return err
+		}
+	}
 	kr, closer, err := c.Keys.Open(ctx, m.logger)
 	if err != nil {
 		return err
@@ -295,8 +311,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	codecs := []converter.PayloadCodec{cdc}
+	if c.Zlib {
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{}))
+	}
 	scfg := codecserver.Config{
-		Codec:            cdc,
+		Codecs:           codecs,
 		Keyring:          kr,
 		DefaultNamespace: c.DefaultNamespace,
 		CORSOrigins:      c.CORSOrigins,
@@ -441,7 +461,7 @@ func (m *Main) Close() error {
 				err = e
 			}
 		}
-		if m.logger != nil {
+		if m.logger != nil && m.srv != nil && m.ln != nil { // a server that never started did not stop
 			m.logger.Info("codec server stopped")
 		}
 	})
