@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/envelopecodec/envelope/internal/keyflags"
 )
@@ -14,8 +15,15 @@ import (
 // (--keys-file "" or CODEC_SERVER_KEYS_FILE=""): silently falling back to
 // the development key file would hide a broken deployment.
 func checkEmptyKeysFile(fset *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	// fset.Visit cannot tell: ApplyEnv sets flags from the environment.
 	given := false
-	fset.Visit(func(f *flag.Flag) { given = given || f.Name == "keys-file" })
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		given = given || strings.HasPrefix(a, "-") && name == "keys-file"
+	}
 	env := keyflags.EnvName("keys-file")
 	if f := fset.Lookup("keys-file"); f != nil && f.Value.String() == "" {
 		if given {
