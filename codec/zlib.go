@@ -102,6 +102,10 @@ type ZlibOptions struct {
 	// (converter.ZlibCodecOptions.AlwaysEncode). Default: compress only
 	// payloads that get smaller.
 	AlwaysEncode bool
+	// DecodeOnly makes Encode return payloads unchanged: the codec reads
+	// compressed payloads and never writes them (the codec server's --zlib).
+	// Default: Encode compresses.
+	DecodeOnly bool
 	// MaxDecompressedBytes bounds what one Decode call decompresses, all
 	// payloads together; more fails with ErrMalformed. Default:
 	// DefaultMaxDecompressedBytes.
@@ -132,11 +136,13 @@ func NewZlib(opts ZlibOptions) *Zlib {
 
 // Encode implements converter.PayloadCodec: it compresses each payload,
 // keeping the original when compression does not make it smaller (unless
-// AlwaysEncode). The input is not modified.
+// AlwaysEncode), or returns them all unchanged with DecodeOnly. The input
+// is not modified.
 func (z *Zlib) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		if p == nil {
+		if p == nil || z.opts.DecodeOnly {
+			out[i] = p
 			continue
 		}
 		c, smaller, err := deflate(p)

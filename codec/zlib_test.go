@@ -214,6 +214,14 @@ func TestZlibMatchesSDK(t *testing.T) {
 	if string(always[0].Metadata["encoding"]) != "binary/zlib" {
 		t.Errorf("AlwaysEncode left a small payload uncompressed")
 	}
+	big := jsonPayload(strings.Repeat("x", 4096))
+	same, err := codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}).Encode([]*commonpb.Payload{big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(same[0], big) {
+		t.Errorf("DecodeOnly compressed a payload")
+	}
 }
 
 // zlibVector is codec/testdata/vector-zlib.json, the compression vector of

@@ -125,7 +125,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; without auth it must be a loopback address")
 	fs.StringVar(&c.DefaultNamespace, "default-namespace", c.DefaultNamespace, "namespace of requests that name none (the temporal CLI sends an empty X-Namespace)")
-	fs.BoolVar(&c.Zlib, "zlib", c.Zlib, "chain the zlib codec after the envelope codec, as the Temporal samples do: /decode decompresses binary/zlib payloads (the samples' compressed payloads that were not sealed), /encode compresses payloads that shrink before sealing (--zlib=false turns it off)")
+	fs.BoolVar(&c.Zlib, "zlib", c.Zlib, "/decode decompresses binary/zlib payloads that are not sealed (the SDK's zlib codec; sealed ones are always decompressed); /encode never compresses (--zlib=false turns it off)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve without authentication on a non-loopback address: anyone who reaches it can decrypt. Only use this behind a proxy that authenticates")
 
 	fs.Var(&c.CORSOrigins, "cors-origin", "origin the Web UI is served from, e.g. https://temporal.example.com (repeatable; \"*\" is refused). Default without auth: the dev UI, "+strings.Join(DevUIOrigins, " and "))
@@ -313,7 +313,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	codecs := []converter.PayloadCodec{cdc}
 	if c.Zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{}))
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
 	}
 	scfg := codecserver.Config{
 		Codecs:           codecs,

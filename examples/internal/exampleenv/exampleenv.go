@@ -21,17 +21,16 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/contrib/envconfig"
-	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/codecenv"
 	"github.com/envelopecodec/envelope/internal/keyflags"
 )
 
 // Keys holds the keyring flags.
 type Keys struct {
 	opts keyflags.Options
+	fs   *flag.FlagSet
 }
 
 // Register adds the keyring flags (the codec server's) to fs. Register them
@@ -39,6 +38,24 @@ type Keys struct {
 func (k *Keys) Register(fs *flag.FlagSet) {
 	k.opts.DevKeysFile = keyflags.DefaultDevKeysFile
 	k.opts.Register(fs)
+	k.fs = fs
+}
+
+// lookupEnv answers codecenv's environment lookups: a keyring variable
+// takes the value of its flag when the flag (or, through Parse, its
+// variable) set one; everything else comes from the environment.
+func (k *Keys) lookupEnv(name string) (string, bool) {
+	var val string
+	var found bool
+	k.fs.Visit(func(f *flag.Flag) {
+		if keyflags.EnvName(f.Name) == name {
+			val, found = f.Value.String(), true
+		}
+	})
+	if found {
+		return val, true
+	}
+	return os.LookupEnv(name)
 }
 
 // SetUsage makes fs print summary, the Temporal connection variables and
@@ -84,23 +101,15 @@ func Parse(fs *flag.FlagSet, args []string) error {
 }
 
 // Dial opens the keyring, builds the envelope codec on it and dials
-// Temporal with a data converter that seals every payload. Close the client
+// Temporal with the data and failure converters of codecenv.Load: every
+// payload, failure message and stack trace is sealed. Close the client
 // first, then the returned closer.
 func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io.Closer, error) {
-	opts, err := envconfig.LoadDefaultClientOptions()
-	if err != nil {
-		return nil, nil, fmt.Errorf("temporal client configuration: %w", err)
-	}
-	kr, closer, err := k.opts.Open(ctx, logger)
+	env, err := codecenv.Load(ctx, codecenv.Options{LookupEnv: k.lookupEnv, Logger: logger, DevKeysFile: k.opts.DevKeysFile})
 	if err != nil {
 		return nil, nil, err
 	}
-	cdc, err := codec.New(kr, codec.Options{Namespace: opts.Namespace})
-	if err != nil {
-		closer.Close()
-		return nil, nil, err
-	}
-	opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), cdc)
+	opts := env.ClientOptions
 	opts.Logger = tlog.NewStructuredLogger(logger)
 	addr := opts.HostPort
 	if addr == "" {
@@ -108,9 +117,9 @@ func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
-		closer.Close()
+		env.Close()
 		return nil, nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
 	}
-	logger.Info("connected to Temporal", "address", addr, "namespace", cdc.Namespace(), "keyring", k.opts.Source())
-	return c, closer, nil
+	logger.Info("connected to Temporal", "address", addr, "namespace", env.Namespace, "keyring", env.KeyringSource)
+	return c, env, nil
 }
