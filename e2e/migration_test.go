@@ -343,6 +343,33 @@ func TestMigrationFromSamples(t *testing.T) {
 			assertSecrets(t, "codec-server decode", string(out), wf.secrets...)
 		})
 	}
+
+	t.Run("step 5: without the legacy key new histories decode, old ones are refused", func(t *testing.T) {
+		step5(t, ctx, tc, inflight.GetID(), fresh.GetID())
+	})
+}
+
+// step5 is the last step of the migration: a key file without the legacy
+// key still decodes envelope histories and refuses the old ones.
+func step5(t *testing.T, ctx context.Context, tc *testenv.Temporal, migrated, fresh string) {
+	t.Helper()
+	withoutLegacy := keyringtest.SamplesKeyFile(t) // the same envelope key, no legacy key
+	decode := func(wid string) ([]byte, error) {
+		raw := tc.CLI(ctx, "workflow", "show", "-w", wid, "-o", "json")
+		if raw.Err != nil {
+			t.Fatal(raw)
+		}
+		cmd := exec.CommandContext(ctx, testenv.Binary(t, "codec-server"), "decode", "--keys-file", withoutLegacy)
+		cmd.Stdin = strings.NewReader(raw.Stdout)
+		return cmd.Output()
+	}
+	if _, err := decode(fresh); err != nil {
+		t.Errorf("new workflow without the legacy key: %v\n%s", err, stderrOf(err))
+	}
+	out, err := decode(migrated)
+	if err == nil || len(out) > 0 || !strings.Contains(stderrOf(err), "key") {
+		t.Errorf("migrated workflow without the legacy key: err %v, stderr %q, %d bytes out; want a refusal", err, stderrOf(err), len(out))
+	}
 }
 
 func stderrOf(err error) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/keyringtest"
 )
 
 // TestCommandLineErrorsAreOneLine: what a CLI user gets wrong is said in
@@ -76,5 +77,24 @@ func TestVersionFlag(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(out, "codec-server ") || !strings.Contains(out, "github.com/envelopecodec/envelope") || strings.Count(out, "\n") != 1 {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
 		}
+	}
+}
+
+// TestKeysListShowsLegacyKeys: the samples' keys are listed under their
+// own IDs (the default "" included), marked as decoding only.
+func TestKeysListShowsLegacyKeys(t *testing.T) {
+	t.Parallel()
+	file := keyringtest.SamplesKeyFile(t, "", "test")
+	out, stderr, code := runBinary(t, t.TempDir(), nil, "keys", "list", "--file", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"local/envelope-1", `""`, `"test"`, "legacy (decodes only)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "local/test") {
+		t.Errorf("a legacy key is listed under a local/ ID:\n%s", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -82,11 +83,14 @@ func runKeys(args []string, stdout, stderr io.Writer, lookup func(string) (strin
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tCREATED\tAGE\tACTIVE")
 		for _, k := range infos {
-			active := ""
-			if k.Active {
+			id, active := keyring.FileKeyIDPrefix+k.ID, ""
+			switch {
+			case k.Active:
 				active = "yes"
+			case k.Legacy: // a samples-codec key, under the samples' own ID ("" is theirs by default)
+				id, active = strconv.Quote(k.ID), "legacy (decodes only)"
 			}
-			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\n", keyring.FileKeyIDPrefix, k.ID, k.Created.UTC().Format(time.RFC3339), age(now.Sub(k.Created)), active)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, k.Created.UTC().Format(time.RFC3339), age(now.Sub(k.Created)), active)
 		}
 		tw.Flush()
 	default:
