@@ -36,7 +36,12 @@
 // Decode returns payloads that are not sealed (history written before
 // encryption was switched on) unchanged, and decodes payloads of the
 // Temporal samples' static-key codec when the keyring holds their key as a
-// legacy key ([keyring.LegacyKeys]). Encode never seals a sealed payload
+// legacy key ([keyring.LegacyKeys]), including the samples' compressed form:
+// a binary/zlib payload (the SDK's converter.NewZlibCodec format) found
+// inside a sealed payload is decompressed, within
+// Options.MaxDecompressedBytes. Options.Compress writes that form too (off
+// by default); [Zlib] reads binary/zlib payloads that are not sealed.
+// Encode never seals a sealed payload
 // again. A payload that claims to be sealed but cannot be opened fails with
 // [ErrMalformed], [ErrUnsupported], [ErrDecrypt] or a keyring error, and
 // Decode then returns no payloads at all.
