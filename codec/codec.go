@@ -135,6 +135,8 @@ type core struct {
 	seed maphash.Seed
 
 	legacy sync.Map // key ID -> *openKey, for keyring.LegacyKeys
+
+	zp zpools // zlib state for Options.Compress and inner binary/zlib payloads
 }
 
 // sealKey is a cached data key for encoding.
@@ -256,7 +258,7 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			}
 		}
 		if c.core.opts.Compress && proto.Size(p) >= c.core.opts.CompressThreshold {
-			z, smaller, err := deflate(p)
+			z, smaller, err := c.core.zp.deflate(p)
 			if err != nil {
 				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
 			}
@@ -389,7 +391,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
 			}
 			if isZlib(p) { // compressed before sealing (Options.Compress, the samples' zlib codec)
-				if p, err = inflate(p, inflateBudget); err != nil {
+				if p, err = c.core.zp.inflate(p, inflateBudget); err != nil {
 					return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -45,15 +46,29 @@ func newBudget(n int64) *budget {
 	return b
 }
 
+// zpools reuses zlib writers and readers: a new zlib writer allocates
+// some 800 KB of compressor state, far more than a typical payload. Each
+// Codec and Zlib has its own (no package-level state).
+type zpools struct {
+	w, r sync.Pool
+}
+
 // deflate returns p compressed in the SDK's binary/zlib form, and whether
 // that is smaller than p marshalled.
-func deflate(p *commonpb.Payload) (*commonpb.Payload, bool, error) {
+func (zp *zpools) deflate(p *commonpb.Payload) (*commonpb.Payload, bool, error) {
 	raw, err := proto.Marshal(p)
 	if err != nil {
 		return nil, false, fmt.Errorf("marshal payload: %w", err)
 	}
 	var buf bytes.Buffer
-	w := zlib.NewWriter(&buf)
+	buf.Grow(len(raw)/2 + 64)
+	w, _ := zp.w.Get().(*zlib.Writer)
+	if w == nil {
+		w = zlib.NewWriter(&buf)
+	} else {
+		w.Reset(&buf)
+	}
+	defer zp.w.Put(w)
 	if _, err := w.Write(raw); err != nil {
 		return nil, false, fmt.Errorf("compress payload: %w", err)
 	}
@@ -72,12 +87,20 @@ func isZlib(p *commonpb.Payload) bool {
 // inflate decompresses a binary/zlib payload, taking at most what is left
 // of b. Corrupt data and data past the budget fail with ErrMalformed; the
 // error never quotes the data.
-func inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, error) {
-	r, err := zlib.NewReader(bytes.NewReader(p.GetData()))
+func (zp *zpools) inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, error) {
+	var r io.ReadCloser
+	var err error
+	if pooled, ok := zp.r.Get().(io.ReadCloser); ok {
+		if err = pooled.(zlib.Resetter).Reset(bytes.NewReader(p.GetData()), nil); err == nil {
+			r = pooled
+		}
+	} else {
+		r, err = zlib.NewReader(bytes.NewReader(p.GetData()))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: binary/zlib payload: not a zlib stream", ErrMalformed)
 	}
-	defer r.Close()
+	defer func() { r.Close(); zp.r.Put(r) }()
 	limit := b.left.Load()
 	if limit < 0 {
 		limit = 0
@@ -122,6 +145,7 @@ type ZlibOptions struct {
 //	converter.NewCodecDataConverter(parent, c, codec.NewZlib(codec.ZlibOptions{}))
 type Zlib struct {
 	opts ZlibOptions
+	zp   zpools
 }
 
 var _ converter.PayloadCodec = (*Zlib)(nil)
@@ -145,7 +169,7 @@ func (z *Zlib) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error)
 			out[i] = p
 			continue
 		}
-		c, smaller, err := deflate(p)
+		c, smaller, err := z.zp.deflate(p)
 		if err != nil {
 			return nil, fmt.Errorf("codec: zlib encode payload %d: %w", i, err)
 		}
@@ -178,7 +202,7 @@ func (z *Zlib) DecodeContext(_ context.Context, payloads []*commonpb.Payload) ([
 			out[i] = p
 			continue
 		}
-		d, err := inflate(p, b)
+		d, err := z.zp.inflate(p, b)
 		if err != nil {
 			return nil, fmt.Errorf("codec: zlib decode payload %d: %w", i, err)
 		}
