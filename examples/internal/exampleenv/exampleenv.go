@@ -9,7 +9,9 @@
 // against a local dev server, a self-hosted cluster with mTLS or Temporal
 // Cloud. The keyring comes from the same flags and variables as the codec
 // server's (internal/keyflags): --keys-file, --vault-*, and with neither the
-// development key file .data/dev-keyring.json.
+// development key file .data/dev-keyring.json. The codec, the data converter
+// and the failure converter (failure messages sealed too) come from
+// codecenv.Load, the one call Go users make; the flags only feed it.
 package exampleenv
 
 import (
