@@ -259,6 +259,19 @@ func TestMigrationFromSamples(t *testing.T) {
 		}
 	})
 
+	t.Run("the CLI's {namespace} placeholder works with and without -n", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--codec-endpoint", cs.URL + "/{namespace}"},                  // the CLI calls //decode
+			{"--codec-endpoint", cs.URL + "/{namespace}", "-n", "default"}, // the CLI calls /default/decode
+		} {
+			res := tc.CLI(ctx, append([]string{"workflow", "show", "-w", inflight.GetID(), "-o", "json"}, args...)...)
+			if res.Err != nil {
+				t.Fatalf("%s\n%s", res, cs.Output())
+			}
+			assertSecrets(t, strings.Join(args, " "), res.Stdout, card, customer)
+		}
+	})
+
 	// The old client signals the workflow in flight (a samples payload).
 	if err := oldClient.SignalWorkflow(ctx, inflight.GetID(), "", "approve", approver); err != nil {
 		t.Fatal(err)
