@@ -36,6 +36,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzMarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzTooManyPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzZlibDecode$$' -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDocuments$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench: tools

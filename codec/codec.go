@@ -16,6 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/envelopecodec/envelope/codec/internal/envelope"
 	"github.com/envelopecodec/envelope/keyring"
@@ -144,6 +145,24 @@ type Options struct {
 	// data keys the keyring unwrapped. It must be fast and safe for
 	// concurrent use; metrics are what it is for. Default: none.
 	DecodeObserver func(cached, unwrapped int)
+
+	// Compress compresses payloads of at least CompressThreshold bytes
+	// (marshalled) with zlib before sealing them, when that makes them
+	// smaller; the sealed payload then holds a binary/zlib payload (see
+	// docs/FORMAT.md, "Compression"). Decode always decompresses such inner
+	// payloads, whatever this option says. Only use this if the length of a
+	// sealed payload may reveal how compressible its plaintext is: when an
+	// attacker can put chosen text next to a secret in one payload, the
+	// compressed length tells whether the two share bytes. Default: off.
+	Compress bool
+	// CompressThreshold is the smallest marshalled payload Compress
+	// compresses. Default: DefaultCompressThreshold (256 bytes).
+	CompressThreshold int
+	// MaxDecompressedBytes bounds what one Decode call decompresses, all
+	// payloads together (binary/zlib payloads inside sealed ones); more
+	// fails with ErrMalformed, so a decompression bomb costs no more than
+	// this. Default: DefaultMaxDecompressedBytes (64 MiB).
+	MaxDecompressedBytes int64
 }
 
 // Codec is a converter.PayloadCodec that seals payloads with AES-256-GCM
@@ -171,6 +190,8 @@ type core struct {
 	seed maphash.Seed
 
 	legacy sync.Map // key ID -> *openKey, for keyring.LegacyKeys
+
+	zp zpools // zlib state for Options.Compress and inner binary/zlib payloads
 }
 
 // sealKey is a cached data key for encoding.
@@ -232,6 +253,15 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CompressThreshold < 0 || opts.MaxDecompressedBytes < 0 {
+		return nil, errors.New("codec: negative option")
+	}
+	if opts.CompressThreshold == 0 {
+		opts.CompressThreshold = DefaultCompressThreshold
+	}
+	if opts.MaxDecompressedBytes == 0 {
+		opts.MaxDecompressedBytes = DefaultMaxDecompressedBytes
+	}
 	cache, err := lru.New[uint64, *openKey](opts.DecodeCacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
@@ -292,6 +322,15 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			var err error
 			if key, err = c.core.sealKey(ctx, c.namespace); err != nil {
 				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
+			}
+		}
+		if c.core.opts.Compress && proto.Size(p) >= c.core.opts.CompressThreshold {
+			z, smaller, err := c.core.zp.deflate(p)
+			if err != nil {
+				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
+			}
+			if smaller {
+				p = z
 			}
 		}
 		data, err := envelope.Seal(key.aead, key.aad, p)
@@ -426,6 +465,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 	}
 	out := make([]*commonpb.Payload, len(payloads))
+	inflateBudget := newBudget(c.core.opts.MaxDecompressedBytes)
 	open := func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if keys[i] == nil {
@@ -435,6 +475,11 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
 			if err != nil {
 				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
+			}
+			if isZlib(p) { // compressed before sealing (Options.Compress, the samples' zlib codec)
+				if p, err = c.core.zp.inflate(p, inflateBudget); err != nil {
+					return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
+				}
 			}
 			out[i] = p
 		}

@@ -47,9 +47,13 @@
 // encryption was switched on) unchanged unless Options.RequireEncryption is
 // set ([ErrNotEncrypted]), and decodes payloads of the Temporal samples'
 // static-key codec when the keyring holds their key as a legacy key
-// ([keyring.LegacyKeys]) and Options.RefuseLegacy is not set. Encode never
-// seals a sealed payload again. A payload that claims to be sealed but
-// cannot be opened fails with [ErrMalformed], [ErrUnsupported],
-// [ErrDecrypt], [ErrNamespace] or a keyring error, and Decode then returns
-// no payloads at all.
+// ([keyring.LegacyKeys]) and Options.RefuseLegacy is not set, including the
+// samples' compressed form: a binary/zlib payload (the SDK's
+// converter.NewZlibCodec format) found inside a sealed payload is
+// decompressed, within Options.MaxDecompressedBytes. Options.Compress writes
+// that form too (off by default); [Zlib] reads binary/zlib payloads that
+// are not sealed. Encode never seals a sealed payload again. A payload that
+// claims to be sealed but cannot be opened fails with [ErrMalformed],
+// [ErrUnsupported], [ErrDecrypt], [ErrNamespace] or a keyring error, and
+// Decode then returns no payloads at all.
 package codec

@@ -11,15 +11,24 @@
 // /metrics. Bodies are commonpb.Payloads in protojson, as the SDK's
 // NewPayloadCodecHTTPHandler uses; answers keep order and count.
 //
+// # Codec chains
+//
+// [Config.Codecs] takes any converter.PayloadCodec values, applied as the
+// SDK's NewPayloadCodecHTTPHandler(codecs...) applies them: /decode runs
+// the first first, /encode the last first. Codecs implementing
+// converter.PayloadCodecWithSerializationContext (the envelope codec) get
+// the request's namespace; [Config.Codec] is the one-codec shorthand.
+//
 // # Namespaces
 //
 // [ResolveNamespace] is the one rule: the path wins, else X-Namespace,
 // else the default namespace (the CLI sends an empty header). The resolved
 // namespace is checked against the caller's [Permissions], chooses the key
-// (codec.Codec.ForNamespace) and goes into the audit line. A payload
-// sealed for another namespace (codec.ErrNamespace) is 403
-// namespace_mismatch, and the audit line names both namespaces
-// (namespace, sealed_namespace).
+// (through WithSerializationContext) and goes into the audit line. An empty
+// path segment (//decode, the CLI's {namespace} placeholder without -n)
+// names no namespace. A payload sealed for another namespace
+// (codec.ErrNamespace) is 403 namespace_mismatch, and the audit line names
+// both namespaces (namespace, sealed_namespace).
 //
 // # Authentication
 //

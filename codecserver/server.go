@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
@@ -34,13 +35,24 @@ const (
 // NamespaceHeader names the namespace of a request's payloads.
 const NamespaceHeader = "X-Namespace"
 
-// Config configures a [Server]. Codec is required, and so is one way to
-// authenticate (JWT or ClientCertPermissions) unless Unauthenticated is
-// set. All other fields are optional.
+// Config configures a [Server]. Codec or Codecs is required, and so is one
+// way to authenticate (JWT or ClientCertPermissions) unless Unauthenticated
+// is set. All other fields are optional.
 type Config struct {
 	// Codec encodes and decodes; the server calls Codec.ForNamespace with
-	// each request's namespace.
+	// each request's namespace. Setting it is the same as setting Codecs to
+	// just this codec; set one of the two.
 	Codec *codec.Codec
+	// Codecs is a chain of codecs applied in order as by the SDK's
+	// converter.NewPayloadCodecHTTPHandler(codecs...) and
+	// NewCodecDataConverter: /decode runs Codecs[0] first, /encode runs the
+	// last first. For the Temporal samples' layout list the envelope codec
+	// first and a compression codec (codec.NewZlib) after it. Codecs that
+	// implement converter.PayloadCodecWithSerializationContext (the envelope
+	// codec does) get each request's namespace through
+	// WithSerializationContext; codecs with EncodeContext/DecodeContext
+	// methods get the request's context.
+	Codecs []converter.PayloadCodec
 	// Keyring, when it implements keyring.Checker, backs /readyz.
 	Keyring keyring.Keyring
 
@@ -96,6 +108,7 @@ type Config struct {
 // Server is the codec server's HTTP handler.
 type Server struct {
 	cfg     Config
+	codecs  chain
 	auth    *authenticator
 	handler http.Handler
 }
@@ -103,8 +116,19 @@ type Server struct {
 // New checks cfg and returns a Server. Misconfiguration (no codec, no
 // auth without Unauthenticated, a bad CORS origin) fails here.
 func New(cfg Config) (*Server, error) {
-	if cfg.Codec == nil {
-		return nil, errors.New("codecserver: Config.Codec is nil")
+	codecs := chain(cfg.Codecs)
+	switch {
+	case cfg.Codec != nil && len(cfg.Codecs) > 0:
+		return nil, errors.New("codecserver: set Config.Codec or Config.Codecs, not both")
+	case cfg.Codec != nil:
+		codecs = chain{cfg.Codec}
+	case len(cfg.Codecs) == 0:
+		return nil, errors.New("codecserver: Config.Codec is nil and Config.Codecs is empty")
+	}
+	for i, c := range codecs {
+		if c == nil {
+			return nil, fmt.Errorf("codecserver: Config.Codecs[%d] is nil", i)
+		}
 	}
 	if cfg.DefaultNamespace == "" {
 		cfg.DefaultNamespace = codec.DefaultNamespace
@@ -134,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert}}
+	s := &Server{cfg: cfg, codecs: codecs, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert}}
 
 	r := chi.NewRouter()
 	r.Use(RequestID, noStore, s.recoverer)
@@ -246,12 +270,12 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				fmt.Sprintf("%d payloads in one request, at most %d allowed", len(in.Payloads), s.cfg.MaxPayloads), nil))
 			return
 		}
-		c := s.cfg.Codec.ForNamespace(ns)
+		c := s.codecs.forNamespace(ns)
 		var out []*commonpb.Payload
 		if action == ActionEncode {
-			out, err = c.EncodeContext(r.Context(), in.Payloads)
+			out, err = c.encode(r.Context(), in.Payloads)
 		} else {
-			out, err = c.DecodeContext(r.Context(), in.Payloads)
+			out, err = c.decode(r.Context(), in.Payloads)
 		}
 		if err != nil {
 			s.fail(w, r, err)

@@ -89,17 +89,21 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		}
 		return 2
 	}
-	if wantID && id == "" && fs.NArg() == 1 {
-		id = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		fmt.Fprint(stderr, keysUsage)
-		return 2
-	}
 	if *file == "" {
 		*file, _ = lookup(keyflags.EnvName("keys-file"))
 	}
-	if *file == "" || (wantID && id == "") {
-		fmt.Fprint(stderr, keysUsage)
+	if wantID && id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "codec-server keys %s: unexpected argument %q\n%s", cmd, fs.Arg(0), keysUsage)
+		return 2
+	}
+	if *file == "" {
+		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyflags.EnvName("keys-file"))
+		return 2
+	}
+	if wantID && id == "" {
+		fmt.Fprintf(stderr, "codec-server keys %s: which key? pass its ID\n%s", cmd, keysUsage)
 		return 2
 	}
 	idGiven := false
@@ -107,6 +111,12 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 	if cmd == "add-legacy" && !idGiven {
 		fmt.Fprintln(stderr, "codec-server keys add-legacy: --id is required (--id '' for the samples' default empty key ID)")
 		return 2
+	}
+	if cmd != "new" {
+		if err := checkKeyFile("--file", *file); err != nil {
+			fmt.Fprintf(stderr, "codec-server keys %s: %v\n", cmd, err)
+			return 1
+		}
 	}
 
 	now := time.Now()

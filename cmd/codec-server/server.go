@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/internal/keyflags"
@@ -31,6 +33,8 @@ type Config struct {
 	InsecureNoAuth   bool
 
 	Keys keyflags.Options
+	// Zlib chains the zlib codec after the envelope codec (--zlib).
+	Zlib bool
 
 	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
 	// NEW may open payloads sealed for OLD.
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		LogLevel:          "info",
 		Metrics:           true,
 		Audit:             true,
+		Zlib:              true,
 	}
 }
 
@@ -130,6 +135,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; without auth it must be a loopback address")
 	fs.StringVar(&c.DefaultNamespace, "default-namespace", c.DefaultNamespace, "namespace of requests that name none (the temporal CLI sends an empty X-Namespace)")
+	fs.BoolVar(&c.Zlib, "zlib", c.Zlib, "/decode decompresses binary/zlib payloads that are not sealed (the SDK's zlib codec; sealed ones are always decompressed); /encode never compresses (--zlib=false turns it off)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve without authentication on a non-loopback address: anyone who reaches it can decrypt. Only use this behind a proxy that authenticates")
 
 	fs.Var(&c.NamespaceAliases, "namespace-alias", "NEW=OLD: namespace NEW may decode payloads sealed for namespace OLD, for a renamed or migrated namespace (repeatable; one way; never implicit)")
@@ -184,7 +190,10 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (subcommands: keys, healthcheck)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (subcommands: keys, decode, healthcheck)", fs.Arg(0))
+	}
+	if err := checkEmptyKeysFile(fs, args, m.LookupEnv); err != nil {
+		return err
 	}
 	if err := m.Config.Validate(); err != nil {
 		return err
@@ -220,6 +229,8 @@ const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
   codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
+  codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
+  codec-server --version                      module version and VCS revision
 
 Every flag can be set by the environment variable named after it; flags win.
 See docs/SERVER.md.
@@ -343,6 +354,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if metrics != nil {
 		c.Keys.OnReload = metrics.ObserveKeyReload
 	}
+	if c.Keys.KeysFile != "" && c.Keys.Vault.Address == "" {
+		if err := checkKeyFile("--keys-file", c.Keys.KeysFile); err != nil {
+			return err
+		}
+	}
 	kr, closer, err := c.Keys.Open(ctx, m.logger)
 	if err != nil {
 		return err
@@ -365,8 +381,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	codecs := []converter.PayloadCodec{cdc}
+	if c.Zlib {
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
+	}
 	scfg := codecserver.Config{
-		Codec:            cdc,
+		Codecs:           codecs,
 		Keyring:          kr,
 		DefaultNamespace: c.DefaultNamespace,
 		CORSOrigins:      c.CORSOrigins,
@@ -511,7 +531,7 @@ func (m *Main) Close() error {
 				err = e
 			}
 		}
-		if m.logger != nil {
+		if m.logger != nil && m.srv != nil && m.ln != nil { // a server that never started did not stop
 			m.logger.Info("codec server stopped")
 		}
 	})

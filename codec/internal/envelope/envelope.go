@@ -99,6 +99,7 @@ func IsSealed(p *commonpb.Payload) bool {
 func IsLegacy(p *commonpb.Payload) bool {
 	md := p.GetMetadata()
 	_, hasFormat := md[MetadataFormat]
+	// The samples' default key ID is "": the key is there, its value empty.
 	keyID, hasKeyID := md[MetadataKeyID]
 	return !hasFormat && hasKeyID && len(keyID) <= MaxKeyIDLen
 }

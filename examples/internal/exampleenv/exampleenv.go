@@ -10,7 +10,10 @@
 // Cloud. The keyring comes from the same flags and variables as the codec
 // server's (internal/keyflags): --keys-file, --vault-*, and with neither the
 // development key file .data/dev-keyring.json, which is refused unless
-// Temporal is on this machine without an API key or TLS.
+// Temporal is on this machine without an API key or TLS. The codec, the
+// data converter and the failure converter (failure messages sealed too)
+// come from codecenv.Load, the one call Go users make; the flags only feed
+// it.
 package exampleenv
 
 import (
@@ -25,16 +28,17 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
-	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/codecenv"
 	"github.com/envelopecodec/envelope/internal/keyflags"
 )
 
 // Keys holds the keyring flags and the codec's decode policy.
 type Keys struct {
 	opts              keyflags.Options
+	fs                *flag.FlagSet
 	requireEncryption bool
 }
 
@@ -43,6 +47,7 @@ type Keys struct {
 func (k *Keys) Register(fs *flag.FlagSet) {
 	k.opts.DevKeysFile = keyflags.DefaultDevKeysFile
 	k.opts.Register(fs)
+	k.fs = fs
 	fs.BoolVar(&k.requireEncryption, "require-encryption", false, "fail on payloads from Temporal that are not encrypted instead of accepting them (a plaintext signal or memo injected by anyone who can write to Temporal)")
 }
 
@@ -53,6 +58,23 @@ func (k *Keys) Register(fs *flag.FlagSet) {
 // decode them in.
 func (k *Keys) CodecOptions(opts client.Options) codec.Options {
 	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption}
+}
+
+// lookupEnv answers codecenv's environment lookups: a keyring variable
+// takes the value of its flag when the flag (or, through Parse, its
+// variable) set one; everything else comes from the environment.
+func (k *Keys) lookupEnv(name string) (string, bool) {
+	var val string
+	var found bool
+	k.fs.Visit(func(f *flag.Flag) {
+		if keyflags.EnvName(f.Name) == name {
+			val, found = f.Value.String(), true
+		}
+	})
+	if found {
+		return val, true
+	}
+	return os.LookupEnv(name)
 }
 
 // SetUsage makes fs print summary, the Temporal connection variables and
@@ -134,7 +156,8 @@ func devKeysRefusal(opts client.Options, lookup func(string) (string, bool), env
 }
 
 // Dial opens the keyring, builds the envelope codec on it and dials
-// Temporal with a data converter that seals every payload. Close the client
+// Temporal with the data and failure converters of codecenv.Load: every
+// payload, failure message and stack trace is sealed. Close the client
 // first, then the returned closer.
 func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io.Closer, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
@@ -146,16 +169,11 @@ func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io
 			return nil, nil, keyflags.NoKeyringError(why)
 		}
 	}
-	kr, closer, err := k.opts.Open(ctx, logger)
+	env, err := codecenv.Load(ctx, codecenv.Options{LookupEnv: k.lookupEnv, Logger: logger, DevKeysFile: k.opts.DevKeysFile, Codec: k.CodecOptions(opts)})
 	if err != nil {
 		return nil, nil, err
 	}
-	cdc, err := codec.New(kr, k.CodecOptions(opts))
-	if err != nil {
-		closer.Close()
-		return nil, nil, err
-	}
-	opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), cdc)
+	opts = env.ClientOptions
 	opts.Logger = tlog.NewStructuredLogger(logger)
 	addr := opts.HostPort
 	if addr == "" {
@@ -163,9 +181,9 @@ func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
-		closer.Close()
+		env.Close()
 		return nil, nil, fmt.Errorf("connect to Temporal at %s: %w", addr, err)
 	}
-	logger.Info("connected to Temporal", "address", addr, "namespace", cdc.Namespace(), "keyring", k.opts.Source())
-	return c, closer, nil
+	logger.Info("connected to Temporal", "address", addr, "namespace", env.Namespace, "keyring", env.KeyringSource)
+	return c, env, nil
 }
