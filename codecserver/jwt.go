@@ -23,17 +23,17 @@ import (
 
 // Defaults for [JWTConfig].
 const (
-	DefaultPermissionsClaim   = "permissions"
-	DefaultJWTSkew            = 30 * time.Second
-	DefaultJWKSRefresh        = 15 * time.Minute
-	DefaultJWKSMinRefresh     = 30 * time.Second
-	DefaultJWKSFileRefresh    = 5 * time.Second
+	DefaultPermissionsClaim = "permissions"
+	DefaultJWTSkew          = 30 * time.Second
+	DefaultJWKSRefresh      = 15 * time.Minute
+	DefaultJWKSMinRefresh   = 30 * time.Second
+	DefaultJWKSFileRefresh  = 5 * time.Second
 	// DefaultJWKSFileMinRefresh rate-limits the checks of a JWKS file for
 	// a token with an unknown key ID; the file is re-read only when its
 	// size, modification time or content changed.
 	DefaultJWKSFileMinRefresh = time.Second
 	// DefaultTokenCacheSize bounds the cache of verified tokens.
-	DefaultTokenCacheSize = 1024
+	DefaultTokenCacheSize     = 1024
 	maxJWKSBytes              = 1 << 20
 	maxTokenBytes             = 16 << 10
 	oidcDiscoveryPath         = "/.well-known/openid-configuration"

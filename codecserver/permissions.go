@@ -204,7 +204,7 @@ func claimPermissions(raw any, re *PermissionsRegex) (p Permissions, ignored int
 // "<namespace>:<role>", like Temporal's permissionsRegex: the named groups
 // "namespace" and "role" of the first match are taken.
 type PermissionsRegex struct {
-	re        *regexp.Regexp
+	re         *regexp.Regexp
 	nsI, roleI int
 }
 
@@ -242,4 +242,13 @@ func (pr *PermissionsRegex) split(s string) (ns, role string, ok bool) {
 		return "", "", false
 	}
 	return m[pr.nsI], m[pr.roleI], m[pr.nsI] != ""
+}
+
+// merge adds the roles of q to p (p must have a map).
+func (p *Permissions) merge(q Permissions) {
+	p.all = p.all || q.all
+	p.system |= q.system
+	for ns, r := range q.byNS {
+		p.byNS[ns] |= r
+	}
 }
