@@ -33,6 +33,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzMarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzTooManyPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzScanBodyMetadata$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzClaimPermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench: tools
