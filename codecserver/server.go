@@ -305,7 +305,9 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			return
 		}
 		var in commonpb.Payloads
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
+		if ps, ok := unmarshalPayloads(body); ok {
+			in.Payloads = ps
+		} else if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
 			s.fail(w, r, newError(http.StatusBadRequest, "bad_request", `malformed request: want JSON {"payloads":[...]} in protojson`, protojsonDetail(err)))
 			return
 		}
