@@ -52,9 +52,9 @@ func TestUnmarshalPayloads(t *testing.T) {
 		{`{"payloads":[]}`, true},
 		{` { "payloads" : [ { } , { "data" : "" } ] } `, true},
 		{`{"payloads":[{"metadata":{"a":"","b":"YQ"},"data":"-_8"}]}`, true},
-		{`{"payloads":[{"metadata":{"a":"YQ==","a":"Yg=="}}]}`, false},  // duplicate key: protojson refuses
-		{`{"payloads":[{"data":"YQ=="}],"x":1}`, false},                 // another field: protojson decides
-		{`{"payloads":[{"data":"Y\u0051=="}]}`, false},                  // escapes: protojson decides
+		{`{"payloads":[{"metadata":{"a":"YQ==","a":"Yg=="}}]}`, false},     // duplicate key: protojson refuses
+		{`{"payloads":[{"data":"YQ=="}],"x":1}`, false},                    // another field: protojson decides
+		{`{"payloads":[{"data":"Y\u0051=="}]}`, false},                     // escapes: protojson decides
 		{`{"payloads":[{"externalPayloads":[{"sizeBytes":"3"}]}]}`, false}, // other payload fields are kept by protojson
 		{`{"payloads":[{"data":"YQ=="}]} x`, false},
 		{`{"payloads":[{"data":"!!!!"}]}`, false},
