@@ -55,7 +55,6 @@ func newBenchSetup(b testing.TB) *benchSetup {
 	}
 	aw := codecserver.NewAuditWriter(f, codecserver.DefaultAuditFlushInterval)
 	b.Cleanup(func() { aw.Close(); f.Close() })
-	auditLog := slog.New(slog.NewJSONHandler(aw, nil)).With("log", "audit")
 	v, err := codecserver.NewJWTVerifier(context.Background(), codecserver.JWTConfig{
 		JWKSFile: iss.WriteJWKSFile(b, ""), Issuer: iss.IssuerURL(), Audience: iss.Audience(), Logger: discard,
 	})
@@ -64,14 +63,14 @@ func newBenchSetup(b testing.TB) *benchSetup {
 	}
 	srv, err := codecserver.New(codecserver.Config{
 		Codec: c, JWT: v, CORSOrigins: []string{uiOrigin},
-		Logger: discard, AuditLog: auditLog, Metrics: m,
+		Logger: discard, AuditWriter: aw, Metrics: m,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	open, err := codecserver.New(codecserver.Config{
 		Codec: c, Unauthenticated: true, CORSOrigins: []string{uiOrigin},
-		Logger: discard, AuditLog: auditLog, Metrics: codecserver.NewMetrics(),
+		Logger: discard, AuditWriter: aw, Metrics: codecserver.NewMetrics(),
 	})
 	if err != nil {
 		b.Fatal(err)

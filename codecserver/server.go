@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -116,6 +117,11 @@ type Config struct {
 	Logger *slog.Logger
 	// AuditLog, when set, receives one line per encode or decode request.
 	AuditLog *slog.Logger
+	// AuditWriter, when set (and AuditLog is not), receives the same
+	// audit lines as AuditLog with a slog JSON handler would (plus
+	// "log":"audit"), encoded without slog, one Write per line. Give it an
+	// [AuditWriter] to batch the writes.
+	AuditWriter io.Writer
 	// Metrics, when set, are updated and served at /metrics.
 	Metrics *Metrics
 }
@@ -207,6 +213,8 @@ func New(cfg Config) (*Server, error) {
 		h = s.limitBody(cfg.MaxBodyBytes)(h)
 		if cfg.AuditLog != nil {
 			h = audit(cfg.AuditLog, op.name)(h)
+		} else if cfg.AuditWriter != nil {
+			h = auditJSON(cfg.AuditWriter, op.name)(h)
 		}
 		r.Method(http.MethodPost, "/"+op.name, h)
 		r.Method(http.MethodPost, "/{namespace}/"+op.name, h)

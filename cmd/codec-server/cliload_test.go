@@ -39,7 +39,7 @@ import (
 //
 //	go test -tags loadtest -count=1 -run TestLoadCLIWorkflowShow -v ./cmd/codec-server/
 func TestLoadCLIWorkflowShow(t *testing.T) {
-	const signals, rounds = 1500, 5
+	const signals, rounds = 1500, 7
 	tc := testenv.StartTemporal(t, testenv.TemporalOptions{})
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")

@@ -393,7 +393,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// flushed) after the HTTP server has shut down and before the file.
 		aw := codecserver.NewAuditWriter(w, c.AuditSync)
 		m.closers = append(m.closers, aw)
-		scfg.AuditLog = slog.New(slog.NewJSONHandler(aw, nil)).With("log", "audit")
+		scfg.AuditWriter = aw // the same JSON lines as a slog JSON handler, without slog
 	}
 	srv, err := codecserver.New(scfg)
 	if err != nil {
