@@ -35,13 +35,25 @@
 // A [JWTVerifier] checks bearer tokens against a JWKS (URL, OIDC discovery
 // or file) with an allow-list of asymmetric algorithms; client certificates
 // verified by TLS can be mapped to permissions with
-// [ClientCertPermissions]. Permissions use Temporal's format,
-// "<namespace>:<read|write|worker|admin>" ([ParsePermissions]).
+// [ClientCertPermissions] (by subject CN or by URI, DNS or email SAN).
+// Permissions use Temporal's format, "<namespace>:<read|write|worker|admin>"
+// ([ParsePermissions]); in tokens they are read as Temporal's default claim
+// mapper reads them: odd entries are ignored, roles are case-insensitive,
+// an optional regular expression ([JWTConfig.PermissionsRegex]) parses
+// other shapes. Verified tokens are cached by their hash within their
+// validity and key set.
 //
 // [TLSConfig] verifies a client certificate if one is given but does not
 // require one, so that health probes reach /healthz and /readyz;
 // [Config.RequireClientCert] makes /encode and /decode refuse requests
 // without one (403).
+//
+// # Memory
+//
+// Bodies are read into buffers that grow as bytes arrive (Content-Length
+// is not trusted), all requests together hold at most
+// [Config.MaxInFlightBodyBytes] (503 with Retry-After beyond), and payloads
+// and metadata entries are counted before parsing (413 beyond the limits).
 //
 // # Errors
 //
@@ -54,6 +66,6 @@
 //
 // Request IDs ([RequestID]), CORS ([CORS], github.com/rs/cors with exact
 // origins only), body limits, Prometheus metrics on a private registry
-// ([NewMetrics]) and the audit log are applied by New; each lives in its
-// own file.
+// ([NewMetrics]) and the audit log (batched by an [AuditWriter]) are
+// applied by New; each lives in its own file.
 package codecserver

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -30,6 +33,18 @@ const (
 	DefaultMaxBodyBytes  = 8 << 20
 	DefaultMaxPayloads   = 10000
 	DefaultReadyzTimeout = 3 * time.Second
+	// DefaultMaxMetadataEntries bounds the metadata entries of all
+	// payloads in one request: 10 per payload at DefaultMaxPayloads, where
+	// a real payload has 1 to 5 (encoding, messageType, the envelope's
+	// own). An empty entry costs ~6 bytes of body and ~200 bytes of heap.
+	DefaultMaxMetadataEntries = 100000
+	// DefaultMaxInFlightBodyBytes bounds the body bytes all requests hold
+	// together: three bodies at DefaultMaxBodyBytes. A request holds up to
+	// ~5x its body while it is served (docs/SERVER.md, measured), so that
+	// the whole server stays well inside the 256 MiB of deploy/kubernetes.
+	DefaultMaxInFlightBodyBytes = 3 * DefaultMaxBodyBytes
+	// DefaultReadyzCacheTTL is how long a /readyz verdict is reused.
+	DefaultReadyzCacheTTL = 2 * time.Second
 )
 
 // NamespaceHeader names the namespace of a request's payloads.
@@ -95,12 +110,30 @@ type Config struct {
 	// MaxPayloads bounds the payloads in one request (413 above).
 	// Default: 10000.
 	MaxPayloads int
+	// MaxMetadataEntries bounds the metadata entries of all payloads in
+	// one request (413 above), counted before the body is parsed.
+	// Default: DefaultMaxMetadataEntries.
+	MaxMetadataEntries int
+	// MaxInFlightBodyBytes bounds the request body bytes (buffer capacity)
+	// all requests hold together; a request that would pass it gets 503
+	// with Retry-After. Default: DefaultMaxInFlightBodyBytes.
+	MaxInFlightBodyBytes int64
+
+	// ReadyzCacheTTL is how long a /readyz verdict is reused; concurrent
+	// probes share one keyring check. Default: DefaultReadyzCacheTTL;
+	// negative checks on every probe (concurrent ones still share).
+	ReadyzCacheTTL time.Duration
 
 	// Logger receives failures (with the request ID and the reason) and
 	// start-up messages. Default: slog.Default().
 	Logger *slog.Logger
 	// AuditLog, when set, receives one line per encode or decode request.
 	AuditLog *slog.Logger
+	// AuditWriter, when set (and AuditLog is not), receives the same
+	// audit lines as AuditLog with a slog JSON handler would (plus
+	// "log":"audit"), encoded without slog, one Write per line. Give it an
+	// [AuditWriter] to batch the writes.
+	AuditWriter io.Writer
 	// Metrics, when set, are updated and served at /metrics.
 	Metrics *Metrics
 }
@@ -111,6 +144,8 @@ type Server struct {
 	codecs  chain
 	auth    *authenticator
 	handler http.Handler
+	budget  *byteBudget
+	ready   readyCache
 }
 
 // New checks cfg and returns a Server. Misconfiguration (no codec, no
@@ -148,7 +183,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxPayloads == 0 {
 		cfg.MaxPayloads = DefaultMaxPayloads
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.MaxPayloads < 0 {
+	if cfg.MaxMetadataEntries == 0 {
+		cfg.MaxMetadataEntries = DefaultMaxMetadataEntries
+	}
+	if cfg.MaxInFlightBodyBytes == 0 {
+		cfg.MaxInFlightBodyBytes = DefaultMaxInFlightBodyBytes
+	}
+	if cfg.ReadyzCacheTTL == 0 {
+		cfg.ReadyzCacheTTL = DefaultReadyzCacheTTL
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.MaxPayloads < 0 || cfg.MaxMetadataEntries < 0 || cfg.MaxInFlightBodyBytes < 0 {
 		return nil, errors.New("codecserver: negative limit")
 	}
 	if cfg.Logger == nil {
@@ -158,7 +202,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, codecs: codecs, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert}}
+	if cfg.MaxInFlightBodyBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("codecserver: MaxInFlightBodyBytes (%d) is below MaxBodyBytes (%d): a request at the body limit could never be served", cfg.MaxInFlightBodyBytes, cfg.MaxBodyBytes)
+	}
+	s := &Server{cfg: cfg, codecs: codecs, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert},
+		budget: &byteBudget{max: cfg.MaxInFlightBodyBytes}}
+	cfg.Metrics.registerBudgetGauge(s.budget)
 
 	r := chi.NewRouter()
 	r.Use(RequestID, noStore, s.recoverer)
@@ -188,6 +237,8 @@ func New(cfg Config) (*Server, error) {
 		h = s.limitBody(cfg.MaxBodyBytes)(h)
 		if cfg.AuditLog != nil {
 			h = audit(cfg.AuditLog, op.name)(h)
+		} else if cfg.AuditWriter != nil {
+			h = auditJSON(cfg.AuditWriter, op.name)(h)
 		}
 		r.Method(http.MethodPost, "/"+op.name, h)
 		r.Method(http.MethodPost, "/{namespace}/"+op.name, h)
@@ -205,9 +256,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if c, ok := s.cfg.Keyring.(keyring.Checker); ok {
-		ctx, cancel := context.WithTimeout(r.Context(), DefaultReadyzTimeout)
-		defer cancel()
-		if err := c.Check(ctx); err != nil {
+		if err := s.ready.check(r.Context(), c, s.cfg.ReadyzCacheTTL); err != nil {
 			s.fail(w, r, newError(http.StatusServiceUnavailable, "not_ready", "keyring not ready", err))
 			return
 		}
@@ -219,10 +268,27 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) codecHandler(action Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := stateOf(r)
+		// Two values of a header a proxy may read differently (the first
+		// or the last) are refused before anything reads one of them.
+		for _, h := range [...]string{NamespaceHeader, "Authorization"} {
+			if len(r.Header.Values(h)) > 1 {
+				st.namespace = auditValue(strings.Join(r.Header.Values(NamespaceHeader), ","))
+				s.fail(w, r, newError(http.StatusBadRequest, "duplicate_header", "the "+h+" header is given more than once", nil))
+				return
+			}
+		}
 		// Resolve first so that refused requests are logged with their
 		// namespace too; authenticate before saying what is wrong with it.
-		ns, nsErr := ResolveNamespace(chi.URLParam(r, "namespace"), r.Header.Get(NamespaceHeader), s.cfg.DefaultNamespace)
+		pathNS, headerNS := chi.URLParam(r, "namespace"), r.Header.Get(NamespaceHeader)
+		ns, nsErr := ResolveNamespace(pathNS, headerNS, s.cfg.DefaultNamespace)
 		st.namespace = ns
+		if nsErr != nil {
+			raw := pathNS
+			if raw == "" || (headerNS != "" && ValidNamespace(pathNS) == nil) {
+				raw = headerNS
+			}
+			st.namespace = auditValue(raw)
+		}
 		id, err := s.auth.authenticate(r.Context(), r)
 		if err != nil {
 			writeAuthChallenge(w, err)
@@ -243,24 +309,39 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				fmt.Sprintf("%s on namespace %q needs the %s permission (%s:%s)", action, ns, need, ns, need), nil))
 			return
 		}
-		body, err := readBody(r)
+		if !isJSON(r.Header.Get("Content-Type")) {
+			s.fail(w, r, newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"Content-Type must be application/json", nil))
+			return
+		}
+		body, reserved, err := s.readBody(r)
+		defer s.budget.release(reserved)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if !errors.As(err, &mbe) {
+			if !errors.As(err, &mbe) && !errors.Is(err, errBusy) {
 				err = newError(http.StatusBadRequest, "bad_request", "cannot read the request body", err)
 			}
+			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}
-		// Count before protojson builds a message per payload: a body of
-		// empty payloads would otherwise cost ~50x its size in heap.
-		if tooManyPayloads(body, s.cfg.MaxPayloads) {
+		// Count before protojson builds a message per payload and a map
+		// entry per metadata entry: a body of empty payloads or empty
+		// entries would otherwise cost ~30-50x its size in heap.
+		switch scanBody(body, s.cfg.MaxPayloads, s.cfg.MaxMetadataEntries) {
+		case scanTooManyPayloads:
 			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_many_payloads",
 				fmt.Sprintf("too many payloads in one request: at most %d allowed", s.cfg.MaxPayloads), nil))
 			return
+		case scanTooMuchMetadata:
+			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_much_metadata",
+				fmt.Sprintf("too many metadata entries in one request: at most %d allowed", s.cfg.MaxMetadataEntries), nil))
+			return
 		}
 		var in commonpb.Payloads
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
+		if ps, ok := unmarshalPayloads(body); ok {
+			in.Payloads = ps
+		} else if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
 			s.fail(w, r, newError(http.StatusBadRequest, "bad_request", `malformed request: want JSON {"payloads":[...]} in protojson`, protojsonDetail(err)))
 			return
 		}
@@ -269,6 +350,13 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_many_payloads",
 				fmt.Sprintf("%d payloads in one request, at most %d allowed", len(in.Payloads), s.cfg.MaxPayloads), nil))
 			return
+		}
+		if action == ActionEncode {
+			if i := claimsEncrypted(in.Payloads); i >= 0 {
+				s.fail(w, r, newError(http.StatusUnprocessableEntity, "already_encrypted",
+					fmt.Sprintf("payload %d already says it is encrypted (encoding %s): /encode seals only plain payloads", i, encodingEncrypted), nil))
+				return
+			}
 		}
 		c := s.codecs.forNamespace(ns)
 		var out []*commonpb.Payload
@@ -357,15 +445,80 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// readBody reads the (size-capped) body into a buffer sized from
-// Content-Length when the client sent one.
-func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > 0 {
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, err
+// encodingEncrypted is the encoding of sealed payloads (envelope's and
+// the Temporal samples').
+const encodingEncrypted = "binary/encrypted"
+
+// claimsEncrypted returns the index of the first payload whose encoding
+// says it is encrypted, or -1. The codec passes such payloads through
+// unsealed, so /encode refuses them: it must never hand back, as if
+// sealed, a payload it did not seal (plaintext under an encrypted label).
+func claimsEncrypted(ps []*commonpb.Payload) int {
+	for i, p := range ps {
+		if string(p.GetMetadata()["encoding"]) == encodingEncrypted {
+			return i
 		}
-		return b, nil
 	}
-	return io.ReadAll(r.Body)
+	return -1
+}
+
+// isJSON reports whether a Content-Type is application/json (parameters
+// such as charset allowed). Requiring it keeps browsers' cross-site
+// "simple" requests (text/plain, form types) from ever being processed.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// auditValue is how a refused, untrusted namespace value appears in logs:
+// at most 64 bytes, quoted and escaped to ASCII.
+func auditValue(v string) string {
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return strconv.QuoteToASCII(v)
+}
+
+// readyCache reuses a /readyz verdict for a while and merges concurrent
+// checks into one keyring call.
+type readyCache struct {
+	mu      sync.Mutex
+	at      time.Time
+	err     error
+	valid   bool
+	running chan struct{} // closed when the running check ends
+}
+
+func (c *readyCache) check(ctx context.Context, k keyring.Checker, ttl time.Duration) error {
+	c.mu.Lock()
+	if c.valid && ttl > 0 && time.Since(c.at) < ttl {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	if c.running == nil {
+		c.running = make(chan struct{})
+		done := c.running
+		go func() {
+			// The check outlives the probe that started it: others wait
+			// for it too.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultReadyzTimeout)
+			err := k.Check(cctx)
+			cancel()
+			c.mu.Lock()
+			c.err, c.at, c.valid, c.running = err, time.Now(), true, nil
+			c.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := c.running
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }

@@ -138,12 +138,12 @@ func TestWebUISingleSignOn(t *testing.T) {
 		}
 	}
 	t.Logf("outsider screenshot: %s", screenshot(t, out.ctx, "sso-outsider-sealed.png"))
-	if line, err := waitAuditLine(auditLog, outsider.ID, 403); err != nil {
+	if line, err := waitAuditFileLine(auditLog, outsider.ID, 403); err != nil {
 		t.Errorf("audit log: %v", err)
 	} else {
 		t.Logf("audit line of the outsider: %s", line)
 	}
-	if _, err := waitAuditLine(auditLog, reader.ID, 200); err != nil {
+	if _, err := waitAuditFileLine(auditLog, reader.ID, 200); err != nil {
 		t.Errorf("audit log: %v", err)
 	}
 
@@ -421,7 +421,7 @@ func waitPostDecodeStatus(ctx context.Context, c *codecCalls, want int64) error 
 
 // waitAuditLine polls the codec server's audit log (JSON lines) for a decode
 // by subject answered with status and returns that line.
-func waitAuditLine(path, subject string, status int) (string, error) {
+func waitAuditFileLine(path, subject string, status int) (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		f, err := os.Open(path)

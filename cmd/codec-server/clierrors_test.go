@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,10 +90,13 @@ func TestKeysListShowsLegacyKeys(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"local/envelope-1", `""`, `"test"`, "legacy (decodes only)"} {
+	for _, want := range []string{"local/envelope-1", `""`, "legacy (decrypt only)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^test\s.*legacy \(decrypt only\)`).MatchString(out) {
+		t.Errorf("list lacks the legacy key test under its own ID:\n%s", out)
 	}
 	if strings.Contains(out, "local/test") {
 		t.Errorf("a legacy key is listed under a local/ ID:\n%s", out)

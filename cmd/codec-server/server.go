@@ -53,7 +53,9 @@ type Config struct {
 	JWTAudience      string
 	JWTAlgorithms    string
 	PermissionsClaim string
+	PermissionsRegex string
 	JWTSkew          time.Duration
+	JWTMaxLifetime   time.Duration
 
 	TLSCert           string
 	TLSKey            string
@@ -63,6 +65,8 @@ type Config struct {
 
 	MaxBodyBytes      int64
 	MaxPayloads       int
+	MaxMetadata       int
+	MaxInFlightBytes  int64
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -74,6 +78,7 @@ type Config struct {
 	Metrics   bool
 	Audit     bool
 	AuditLog  string
+	AuditSync time.Duration
 }
 
 // DefaultConfig returns the configuration of `codec-server` with no flags.
@@ -89,6 +94,9 @@ func DefaultConfig() Config {
 		TLSReload:         time.Minute,
 		MaxBodyBytes:      codecserver.DefaultMaxBodyBytes,
 		MaxPayloads:       codecserver.DefaultMaxPayloads,
+		MaxMetadata:       codecserver.DefaultMaxMetadataEntries,
+		MaxInFlightBytes:  codecserver.DefaultMaxInFlightBodyBytes,
+		AuditSync:         codecserver.DefaultAuditFlushInterval,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -154,15 +162,19 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.JWTAlgorithms, "jwt-algorithms", c.JWTAlgorithms, "comma-separated allow-list of asymmetric signature algorithms")
 	fs.StringVar(&c.PermissionsClaim, "jwt-permissions-claim", c.PermissionsClaim, "claim holding Temporal permissions <namespace>:<read|write|worker|admin>")
 	fs.DurationVar(&c.JWTSkew, "jwt-skew", c.JWTSkew, "clock skew allowed for exp and nbf")
+	fs.StringVar(&c.PermissionsRegex, "jwt-permissions-regex", c.PermissionsRegex, "regular expression with named groups (?P<namespace>...) and (?P<role>...) that parses each permission entry instead of <namespace>:<role> (Temporal's permissionsRegex)")
+	fs.DurationVar(&c.JWTMaxLifetime, "jwt-max-lifetime", c.JWTMaxLifetime, "refuse tokens whose exp is more than this after their iat (0: no limit)")
 
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) to serve HTTPS; reloaded when it changes")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; /encode and /decode require a client certificate it signed (mTLS); /healthz, /readyz and /metrics do not")
 	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to check the TLS files for changes")
-	fs.Var(&c.ClientPermissions, "client-permission", "grant a client certificate's subject common name a permission, <CN>=<namespace>:<role> (repeatable; turns mTLS identities on)")
+	fs.Var(&c.ClientPermissions, "client-permission", "grant a client certificate a permission, <identity>=<namespace>:<role>; identity is the subject CN (bare or cn:NAME), a SAN uri:URI, dns:NAME or email:ADDR, or * for every verified certificate (repeatable; turns mTLS identities on)")
 
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger gets 413")
 	fs.IntVar(&c.MaxPayloads, "max-payloads", c.MaxPayloads, "most payloads in one request; more gets 413")
+	fs.IntVar(&c.MaxMetadata, "max-metadata-entries", c.MaxMetadata, "most metadata entries of all payloads in one request; more gets 413")
+	fs.Int64Var(&c.MaxInFlightBytes, "max-inflight-body-bytes", c.MaxInFlightBytes, "request body bytes all requests may hold together; past it requests get 503 with Retry-After")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to handle a request and write the answer")
@@ -174,6 +186,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics at /metrics (--metrics=false turns them off)")
 	fs.BoolVar(&c.Audit, "audit", c.Audit, "write an audit line per encode/decode request (--audit=false turns it off)")
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
+	fs.DurationVar(&c.AuditSync, "audit-flush-interval", c.AuditSync, "how often buffered audit lines are written out (and on shutdown); a crash loses at most this much (0: write every line at once)")
 
 	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
 	return fs
@@ -261,6 +274,24 @@ func (c *Config) Validate() error {
 	}
 	if len(c.ClientPermissions) > 0 && c.TLSClientCA == "" {
 		return errors.New("--client-permission needs --tls-client-ca")
+	}
+	jwtOn := c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != ""
+	if c.TLSClientCA != "" && len(c.ClientPermissions) == 0 && !jwtOn && !isLoopback(host) {
+		return fmt.Errorf("--tls-client-ca without --client-permission on %s would give every certificate the CA signed every permission: map certificates with --client-permission, or say so explicitly with --client-permission '*=<namespace>:<role>'", c.Listen)
+	}
+	if c.PermissionsRegex != "" {
+		if _, err := codecserver.CompilePermissionsRegex(c.PermissionsRegex); err != nil {
+			return fmt.Errorf("--jwt-permissions-regex: %w", err)
+		}
+	}
+	if c.JWTMaxLifetime < 0 || c.AuditSync < 0 {
+		return errors.New("--jwt-max-lifetime and --audit-flush-interval cannot be negative")
+	}
+	if c.MaxMetadata <= 0 || c.MaxInFlightBytes <= 0 {
+		return errors.New("--max-metadata-entries and --max-inflight-body-bytes must be positive")
+	}
+	if c.MaxInFlightBytes < c.MaxBodyBytes {
+		return errors.New("--max-inflight-body-bytes must be at least --max-body-bytes")
 	}
 	for _, o := range c.CORSOrigins {
 		if _, err := codecserver.NormalizeOrigin(o); err != nil {
@@ -394,7 +425,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxBodyBytes:     c.MaxBodyBytes,
 		MaxPayloads:      c.MaxPayloads,
 		Logger:           m.logger,
-		Metrics:          metrics,
+		// Named fields below keep the literal above untouched.
+		MaxMetadataEntries:   c.MaxMetadata,
+		MaxInFlightBodyBytes: c.MaxInFlightBytes,
+		Metrics:              metrics,
 		// The handshake verifies a client certificate if one is given;
 		// /encode and /decode require one, probes and /metrics do not.
 		RequireClientCert: c.TLSClientCA != "",
@@ -405,6 +439,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
 			Algorithms:       splitComma(c.JWTAlgorithms),
 			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
+			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
 		})
 		if err != nil {
 			return err
@@ -444,7 +479,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.closers = append(m.closers, f)
 			w = f
 		}
-		scfg.AuditLog = slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
+		// Buffered: one write per batch, not per request. Closed (so
+		// flushed) after the HTTP server has shut down and before the file.
+		aw := codecserver.NewAuditWriter(w, c.AuditSync)
+		m.closers = append(m.closers, aw)
+		scfg.AuditWriter = aw // the same JSON lines as a slog JSON handler, without slog
 	}
 	srv, err := codecserver.New(scfg)
 	if err != nil {
@@ -457,12 +496,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		if tlsCfg, err = codecserver.TLSConfig(cr, c.TLSClientCA); err != nil {
+		var ca *codecserver.ClientCAReloader
+		if c.TLSClientCA != "" {
+			if ca, err = codecserver.NewClientCAReloader(c.TLSClientCA, m.logger); err != nil {
+				return err
+			}
+		}
+		if tlsCfg, err = codecserver.TLSConfigReloading(cr, ca); err != nil {
 			return err
 		}
 		if c.TLSReload > 0 {
 			m.wg.Add(1)
 			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
+			if ca != nil {
+				m.wg.Add(1)
+				go func() { defer m.wg.Done(); ca.Watch(bg, c.TLSReload) }()
+			}
 		}
 	}
 
