@@ -196,7 +196,7 @@ func assertSecrets(t *testing.T, what, out string, secrets ...string) {
 }
 
 // encodings counts the sealed payloads of a raw history by format:
-// "envelope/v1" or "samples" (no encryption-format).
+// "envelope/v2" (or v1) or "samples" (no encryption-format).
 func encodings(t *testing.T, out string) map[string]int {
 	t.Helper()
 	var doc any
@@ -320,8 +320,8 @@ func TestMigrationFromSamples(t *testing.T) {
 		if raw.Err != nil {
 			t.Fatal(raw)
 		}
-		if n := encodings(t, raw.Stdout); n["samples"] != 0 || n["envelope/v1"] < 5 || len(n) != 1 {
-			t.Errorf("new workflow's payloads by format: %v, want only envelope/v1", n)
+		if n := encodings(t, raw.Stdout); n["samples"] != 0 || n["envelope/v2"] < 5 || len(n) != 1 {
+			t.Errorf("new workflow's payloads by format: %v, want only envelope/v2", n)
 		}
 	})
 
