@@ -9,7 +9,7 @@ import (
 )
 
 // TestRetireLegacyKeyWithEmptyID: the samples' default key ID is empty, and
-// docs/OPERATIONS.md tells operators to retire it with `keys retire ”`
+// docs/OPERATIONS.md tells operators to retire it by that empty ID
 // once those histories are gone. The empty ID must be taken as the ID, before
 // or after the flags, not as a missing argument.
 func TestRetireLegacyKeyWithEmptyID(t *testing.T) {
