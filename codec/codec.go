@@ -105,7 +105,10 @@ type Options struct {
 	// payload that is not sealed, instead of returning it unchanged: anyone
 	// who can write to Temporal can otherwise inject plaintext (a signal, a
 	// memo) that workers accept as genuine. Only nil payloads pass. Set it
-	// once no history holds payloads from before encryption. Default: false.
+	// once no history holds payloads from before encryption, together with
+	// RefuseLegacy: anyone who knows a legacy static key (the samples' own
+	// key is public) can seal a payload that decodes as genuine.
+	// Default: false.
 	RequireEncryption bool
 
 	// DataKeyMaxUses bounds how many payloads are sealed under one data key
