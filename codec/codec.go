@@ -205,6 +205,9 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
 	}
+	if len(opts.Namespace) > envelope.MaxNamespaceLen {
+		return nil, fmt.Errorf("codec: Namespace is %d bytes, at most %d allowed", len(opts.Namespace), envelope.MaxNamespaceLen)
+	}
 	if err := checkPolicy(&opts); err != nil {
 		return nil, err
 	}
@@ -311,6 +314,10 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 // or wrapped under a key-encryption key the keyring may no longer hold
 // active (keyring.Rotating).
 func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) {
+	if len(namespace) > envelope.MaxNamespaceLen {
+		// Decode refuses such a payload: sealing it would lose the data.
+		return nil, fmt.Errorf("namespace is %d bytes, at most %d allowed", len(namespace), envelope.MaxNamespaceLen)
+	}
 	c.encMu.Lock()
 	defer c.encMu.Unlock()
 	now := c.opts.Now()
