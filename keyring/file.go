@@ -281,6 +281,10 @@ func jsonErrorReason(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end of input"
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		// Quote a short name (a typo); a long one may be a pasted key.
+		if name := strings.TrimPrefix(err.Error(), "json: unknown field "); len(name) > 22 {
+			return fmt.Sprintf("unknown field (a %d-byte name, not quoted: it may be key material); fields are %s", len(name)-2, strings.Join(canonicalFieldNames, ", "))
+		}
 		return strings.TrimPrefix(err.Error(), "json: ")
 	default:
 		return "cannot parse"
