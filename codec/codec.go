@@ -106,7 +106,10 @@ type Options struct {
 	// payload that is not sealed, instead of returning it unchanged: anyone
 	// who can write to Temporal can otherwise inject plaintext (a signal, a
 	// memo) that workers accept as genuine. Only nil payloads pass. Set it
-	// once no history holds payloads from before encryption. Default: false.
+	// once no history holds payloads from before encryption, together with
+	// RefuseLegacy: anyone who knows a legacy static key (the samples' own
+	// key is public) can seal a payload that decodes as genuine.
+	// Default: false.
 	RequireEncryption bool
 
 	// DataKeyMaxUses bounds how many payloads are sealed under one data key
@@ -222,6 +225,9 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
+	}
+	if len(opts.Namespace) > envelope.MaxNamespaceLen {
+		return nil, fmt.Errorf("codec: Namespace is %d bytes, at most %d allowed", len(opts.Namespace), envelope.MaxNamespaceLen)
 	}
 	if err := checkPolicy(&opts); err != nil {
 		return nil, err
@@ -347,6 +353,10 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 // or wrapped under a key-encryption key the keyring may no longer hold
 // active (keyring.Rotating).
 func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) {
+	if len(namespace) > envelope.MaxNamespaceLen {
+		// Decode refuses such a payload: sealing it would lose the data.
+		return nil, fmt.Errorf("namespace is %d bytes, at most %d allowed", len(namespace), envelope.MaxNamespaceLen)
+	}
 	c.encMu.Lock()
 	defer c.encMu.Unlock()
 	now := c.opts.Now()

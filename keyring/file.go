@@ -281,6 +281,10 @@ func jsonErrorReason(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end of input"
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		// Quote a short name (a typo); a long one may be a pasted key.
+		if name := strings.TrimPrefix(err.Error(), "json: unknown field "); len(name) > 22 {
+			return fmt.Sprintf("unknown field (a %d-byte name, not quoted: it may be key material); fields are %s", len(name)-2, strings.Join(canonicalFieldNames, ", "))
+		}
 		return strings.TrimPrefix(err.Error(), "json: ")
 	default:
 		return "cannot parse"
@@ -792,6 +796,11 @@ func updateFile(path string, fn func(*fileJSON) error) error {
 	if err != nil {
 		return fmt.Errorf("keyring: key file %s: %w", path, err)
 	}
+	unlock, err := lockKeyFile(real)
+	if err != nil {
+		return fmt.Errorf("keyring: key file %s: lock: %w", path, err)
+	}
+	defer unlock()
 	fi, err := os.Stat(real)
 	if err != nil {
 		return fmt.Errorf("keyring: key file %s: %w", path, err)
@@ -824,6 +833,33 @@ func updateFile(path string, fn func(*fileJSON) error) error {
 		return fmt.Errorf("keyring: key file %s: %w", path, err)
 	}
 	return writeFileAtomic(real, f, fi)
+}
+
+// lockKeyFile takes an exclusive flock on the key file at path, so that key
+// file commands run at the same time apply one after the other instead of
+// each writing back its own copy (which loses the other's key). Writes
+// replace the file by rename, so after locking it checks that path still
+// names the locked file and otherwise locks the new one.
+func lockKeyFile(path string) (unlock func(), err error) {
+	for {
+		fd, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX); err != nil {
+			fd.Close()
+			return nil, err
+		}
+		locked, err1 := fd.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(locked, now) {
+			return func() { fd.Close() }, nil
+		}
+		fd.Close()
+		if err2 != nil {
+			return nil, err2
+		}
+	}
 }
 
 func addKey(f *fileJSON, now time.Time) (KeyInfo, error) {

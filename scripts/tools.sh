@@ -22,7 +22,7 @@
 # Each tool's line says which one was taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+ROOT=$(pwd -P) # physical, as realpath answers in on_path
 mkdir -p bin
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 

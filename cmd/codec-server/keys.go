@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -78,10 +79,12 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "codec-server keys: unknown command %q\n%s", cmd, keysUsage)
 		return 2
 	}
-	// Allow the key ID before or after the flags.
+	// Allow the key ID before or after the flags. It may be empty: the
+	// samples' default legacy key ID is "" (`keys retire ''`).
 	var id string
-	if wantID && len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
-		id, rest = rest[0], rest[1:]
+	haveID := false
+	if wantID && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest, haveID = rest[0], rest[1:], true
 	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -92,8 +95,8 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 	if *file == "" {
 		*file, _ = lookup(keyflags.EnvName("keys-file"))
 	}
-	if wantID && id == "" && fs.NArg() == 1 {
-		id = fs.Arg(0)
+	if wantID && !haveID && fs.NArg() == 1 {
+		id, haveID = fs.Arg(0), true
 	} else if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "codec-server keys %s: unexpected argument %q\n%s", cmd, fs.Arg(0), keysUsage)
 		return 2
@@ -102,7 +105,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyflags.EnvName("keys-file"))
 		return 2
 	}
-	if wantID && id == "" {
+	if wantID && !haveID {
 		fmt.Fprintf(stderr, "codec-server keys %s: which key? pass its ID\n%s", cmd, keysUsage)
 		return 2
 	}

@@ -40,15 +40,20 @@ type Keys struct {
 	opts              keyflags.Options
 	fs                *flag.FlagSet
 	requireEncryption bool
+	refuseLegacy      bool
+	refuseV1          bool
 }
 
-// Register adds the keyring flags (the codec server's) and
-// --require-encryption to fs. Register them before the command's own flags.
+// Register adds the keyring flags (the codec server's) and the decode
+// policy flags --require-encryption, --refuse-legacy and --refuse-v1 to fs.
+// Register them before the command's own flags.
 func (k *Keys) Register(fs *flag.FlagSet) {
 	k.opts.DevKeysFile = keyflags.DefaultDevKeysFile
 	k.opts.Register(fs)
 	k.fs = fs
 	fs.BoolVar(&k.requireEncryption, "require-encryption", false, "fail on payloads from Temporal that are not encrypted instead of accepting them (a plaintext signal or memo injected by anyone who can write to Temporal)")
+	fs.BoolVar(&k.refuseLegacy, "refuse-legacy", false, "refuse payloads in the Temporal samples' static-key format even when the key file holds their key (anyone who knows that key can seal such payloads; set it with --require-encryption once migration is done)")
+	fs.BoolVar(&k.refuseV1, "refuse-v1", false, "refuse envelope/v1 payloads, which are not bound to a namespace (set after migrating histories to v2)")
 }
 
 // CodecOptions returns the codec's options for a client with opts: the
@@ -57,7 +62,7 @@ func (k *Keys) Register(fs *flag.FlagSet) {
 // serialization context are sealed for the namespace the Web UI and the CLI
 // decode them in.
 func (k *Keys) CodecOptions(opts client.Options) codec.Options {
-	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption}
+	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption, RefuseLegacy: k.refuseLegacy, RefuseV1: k.refuseV1}
 }
 
 // lookupEnv answers codecenv's environment lookups: a keyring variable
