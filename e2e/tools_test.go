@@ -97,36 +97,6 @@ func TestToolsThroughSymlinkedClone(t *testing.T) {
 	}
 }
 
-// TestToolsRefuseOldVersionsOnPath: a temporal or vault on PATH that is too
-// old is refused with a message naming the version needed; nothing is
-// linked into bin/.
-func TestToolsRefuseOldVersionsOnPath(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		tool, version string
-		current       bool
-		want          string
-	}{
-		{"temporal", "0.10.0", false, "needs the Temporal CLI v1.5.1 or newer"},
-		{"vault", "1.12.3", true, "need Vault v1.15.0 or newer"},
-	} {
-		t.Run(tt.tool, func(t *testing.T) {
-			t.Parallel()
-			dir := toolsCopy(t)
-			fake := t.TempDir()
-			fakeTool(t, filepath.Join(fake, tt.tool), tt.version, tt.current)
-			path := strings.Join([]string{fake, "/usr/bin", "/bin", filepath.Dir(goBinary(t))}, ":")
-			out, err := runTools(t, filepath.Join(dir, "scripts", "tools.sh"), path, tt.tool)
-			if err == nil || !strings.Contains(out, tt.want) {
-				t.Fatalf("tools.sh %s with %s %s on PATH: %v, want a failure saying %q:\n%s", tt.tool, tt.tool, tt.version, err, tt.want, out)
-			}
-			if _, err := os.Lstat(filepath.Join(dir, "bin", tt.tool)); err == nil {
-				t.Errorf("bin/%s was made for a refused tool", tt.tool)
-			}
-		})
-	}
-}
-
 // goBinary returns the go command the tests run with.
 func goBinary(t *testing.T) string {
 	t.Helper()
