@@ -177,14 +177,15 @@ func TestDemoFreshClone(t *testing.T) {
 	if !strings.Contains(text, "--codec-endpoint") {
 		t.Errorf("make demo printed no --codec-endpoint command:\n%s", text)
 	}
-	if want := "temporal: " + temporal + " from PATH"; !strings.Contains(text, want) {
+	onPath := filepath.Join(stubs, "temporal")
+	if want := "temporal: " + onPath + " from PATH"; !strings.Contains(text, want) {
 		t.Errorf("make demo did not say it took temporal from PATH (%q):\n%s", want, text)
 	}
 	if strings.Contains(text, "building the Temporal CLI") {
 		t.Errorf("make demo built a temporal CLI of its own:\n%s", text)
 	}
-	if got, err := os.Readlink(filepath.Join(clone, "bin", "temporal")); err != nil || got != temporal {
-		t.Errorf("bin/temporal in the clone: link to %q (%v), want a link to %s", got, err, temporal)
+	if got, err := os.Readlink(filepath.Join(clone, "bin", "temporal")); err != nil || got != onPath {
+		t.Errorf("bin/temporal in the clone: link to %q (%v), want a link to %s", got, err, onPath)
 	}
 	if _, err := os.Lstat(filepath.Join(clone, "bin", "vault")); err == nil {
 		t.Errorf("make demo made bin/vault; the demo does not use Vault")

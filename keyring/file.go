@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -393,9 +394,19 @@ func OpenFile(path string, opts FileOptions) (*File, error) {
 }
 
 func (f *File) load() (*keySet, error) {
-	fi, err := os.Stat(f.path)
+	// One open: the mode checked is the mode of the file read, even if the
+	// path is replaced in between.
+	fh, err := os.Open(f.path)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: key file %s: %w", f.path, err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("keyring: key file %s: %w", f.path, err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("keyring: key file %s is a directory", f.path)
 	}
 	if err := checkNotShared(fi); err != nil {
 		return nil, fmt.Errorf("keyring: key file %s: %w", f.path, err)
@@ -404,7 +415,9 @@ func (f *File) load() (*keySet, error) {
 		f.logger.Warn("key file is readable by group or others; restrict it with chmod 600",
 			"file", f.path, "mode", fi.Mode().Perm().String())
 	}
-	data, err := os.ReadFile(f.path)
+	// Read at most one byte more than allowed: parseKeyFile refuses it,
+	// and a huge file never sits in memory.
+	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: key file %s: %w", f.path, err)
 	}
@@ -927,8 +940,32 @@ func writeFileAtomic(path string, f *fileJSON, old os.FileInfo) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if old == nil {
+		// A new file: link, which fails if path appeared since the
+		// caller looked, where rename would replace it.
+		if err := os.Link(tmp.Name(), path); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("keyring: key file %s already exists", path)
+			}
+			return fmt.Errorf("keyring: %w", err)
+		}
+	} else if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("keyring: %w", err)
+	}
+	// Make the new directory entry durable, so a crash cannot bring back
+	// the old file after a process has sealed under the new one.
+	return syncDir(dir)
+}
+
+// syncDir fsyncs the directory dir.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keyring: sync %s: %w", dir, err)
 	}
 	return nil
 }

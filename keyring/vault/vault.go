@@ -368,6 +368,12 @@ func (k *Keyring) NewDataKey(ctx context.Context, namespace string) (keyring.Dat
 	}
 	k.sawVersion(name, v)
 	id := KeyID{Mount: k.mount, Key: name, Version: v}
+	// A key ID that ParseKeyID would refuse (a mount and key name too long
+	// together) would seal payloads that never decode: refuse it here.
+	if _, err := ParseKeyID(id.String()); err != nil {
+		clear(dek)
+		return keyring.DataKey{}, fmt.Errorf("vault: %s: the key ID of mount %q and key %q cannot be stored: %v", o, k.mount, name, err)
+	}
 	return keyring.DataKey{KeyID: id.String(), Wrapped: []byte(d.Ciphertext), Key: keyring.NewSecret(dek)}, nil
 }
 
