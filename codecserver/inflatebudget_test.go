@@ -72,3 +72,28 @@ func TestDecompressionCountsAgainstTheInFlightBudget(t *testing.T) {
 	}
 	waitInflight(t, srv, 0)
 }
+
+// panicAfterCodec decodes nothing and panics: a codec later in the chain
+// than one that decompressed.
+type panicAfterCodec struct{}
+
+func (panicAfterCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) { return ps, nil }
+func (panicAfterCodec) Decode([]*commonpb.Payload) ([]*commonpb.Payload, error) {
+	panic("codec bug")
+}
+
+// TestDecompressionReservationSurvivesAPanic: a codec that panics after
+// another decompressed leaves no reservation behind (the server answers
+// 500 and the budget is whole again).
+func TestDecompressionReservationSurvivesAPanic(t *testing.T) {
+	t.Parallel()
+	srv, url := newMemServer(t, func(c *codecserver.Config) {
+		c.Codecs = []converter.PayloadCodec{c.Codec, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}), panicAfterCodec{}}
+		c.Codec = nil
+	})
+	status, _ := rawDo(t, url+"/decode", body(t, []*commonpb.Payload{zlibBomb(t, 1<<20)}), [][2]string{{"Content-Type", "application/json"}})
+	if status != 500 {
+		t.Fatalf("status %d, want 500", status)
+	}
+	waitInflight(t, srv, 0)
+}

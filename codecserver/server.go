@@ -370,6 +370,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			// budget like the body: a few kilobytes of zlib must not make
 			// the server hold tens of megabytes per request.
 			var inflated atomic.Int64
+			defer func() { s.budget.release(inflated.Load()) }() // before decode: a codec may panic
 			ctx := codec.WithDecompressionBudget(r.Context(), func(n int64) error {
 				if !s.budget.acquire(n) {
 					return errBusy
@@ -378,7 +379,6 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				return nil
 			})
 			out, err = c.decode(ctx, in.Payloads)
-			defer func() { s.budget.release(inflated.Load()) }()
 		}
 		if err != nil {
 			setRetryAfter(w, err)
