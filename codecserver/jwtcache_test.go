@@ -180,3 +180,29 @@ func TestTokenCacheKeepsNotBefore(t *testing.T) {
 	_, err := v.Verify(context.Background(), tok)
 	wantStatus(t, err, 401, "a cached token before its nbf")
 }
+
+// TestTokenCacheNoticesAKeySetChange: the key set is refreshed every
+// RefreshInterval even when every request hits the cache. Before, a cache
+// hit returned before the verifier looked at its keys, so when the only
+// clients sent cached tokens (the Web UI, the CLI) a key removed from the
+// JWKS (a compromised key) kept its tokens valid until they expired.
+func TestTokenCacheNoticesAKeySetChange(t *testing.T) {
+	t.Parallel()
+	iss := jwttest.New(t, jwttest.Options{})
+	path := iss.WriteJWKSFile(t, filepath.Join(t.TempDir(), "jwks.json"))
+	clk := &clock{now: time.Now()}
+	v := fileVerifier(t, iss, path, func(c *codecserver.JWTConfig) {
+		c.Now = clk.Now
+		c.RefreshInterval = time.Minute
+	})
+	tok := iss.Token(t, jwttest.Claims{Permissions: []string{"default:read"}, ExpiresAt: clk.Now().Add(time.Hour)})
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	iss.Rotate(t, "replacement") // the token's key leaves the set
+	iss.WriteJWKSFile(t, path)
+	os.Chtimes(path, clk.Now().Add(time.Minute), clk.Now().Add(time.Minute))
+	clk.add(2 * time.Minute) // past RefreshInterval
+	_, err := v.Verify(context.Background(), tok)
+	wantStatus(t, err, 401, "a cached token whose key left the set, after RefreshInterval")
+}
