@@ -475,7 +475,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 	}
 	out := make([]*commonpb.Payload, len(payloads))
-	inflateBudget := newBudget(c.core.opts.MaxDecompressedBytes)
+	inflateBudget := newBudget(ctx, c.core.opts.MaxDecompressedBytes)
 	open := func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if keys[i] == nil {

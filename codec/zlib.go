@@ -37,13 +37,31 @@ const (
 var errInflateLimit = errors.New("decompressed size exceeds the limit")
 
 // budget is the number of bytes one Decode call may still decompress. It
-// is shared by the goroutines of a parallel decode.
-type budget struct{ left atomic.Int64 }
+// is shared by the goroutines of a parallel decode. take, when set, comes
+// from WithDecompressionBudget.
+type budget struct {
+	left atomic.Int64
+	take func(n int64) error
+}
 
-func newBudget(n int64) *budget {
+func newBudget(ctx context.Context, n int64) *budget {
 	b := &budget{}
 	b.left.Store(n)
+	b.take, _ = ctx.Value(decompressionKey{}).(func(int64) error)
 	return b
+}
+
+type decompressionKey struct{}
+
+// WithDecompressionBudget returns a context under which the DecodeContext
+// calls of every [Codec] and [Zlib] ask take for the memory they
+// decompress into, in blocks, before allocating it, on top of their own
+// MaxDecompressedBytes. An error from take fails the decode with that
+// error wrapped. take must be safe for concurrent use. The codec server
+// passes its in-flight memory budget: without it a request of a few
+// kilobytes of zlib could make it hold 64 MiB per codec of the chain.
+func WithDecompressionBudget(ctx context.Context, take func(n int64) error) context.Context {
+	return context.WithValue(ctx, decompressionKey{}, take)
 }
 
 // zpools reuses zlib writers and readers: a new zlib writer allocates
@@ -105,7 +123,10 @@ func (zp *zpools) inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, er
 	if limit < 0 {
 		limit = 0
 	}
-	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
+	raw, takeErr, err := readInflated(r, limit, b.take)
+	if takeErr != nil {
+		return nil, fmt.Errorf("binary/zlib payload: %w", takeErr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: binary/zlib payload: corrupt zlib stream", ErrMalformed)
 	}
@@ -117,6 +138,46 @@ func (zp *zpools) inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, er
 		return nil, fmt.Errorf("%w: binary/zlib payload: decompressed bytes are not a payload", ErrMalformed)
 	}
 	return out, nil
+}
+
+// inflateBlock is the first buffer of a decompression.
+const inflateBlock = 64 << 10
+
+// readInflated reads at most limit+1 bytes of r into a buffer that doubles
+// as bytes arrive, asking take (when set) for each growth before making
+// it. takeErr is take's refusal, err a read error.
+func readInflated(r io.Reader, limit int64, take func(int64) error) (buf []byte, takeErr, err error) {
+	size := min(limit+1, inflateBlock)
+	if take != nil {
+		if err := take(size); err != nil {
+			return nil, err, nil
+		}
+	}
+	buf = make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return buf, nil, nil // past the limit: the caller refuses it
+			}
+			next := min(2*int64(cap(buf)), limit+1)
+			if take != nil {
+				if err := take(next - int64(cap(buf))); err != nil {
+					return nil, err, nil
+				}
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 }
 
 // ZlibOptions configures [NewZlib]. All fields are optional.
@@ -193,9 +254,9 @@ func (z *Zlib) EncodeContext(_ context.Context, payloads []*commonpb.Payload) ([
 	return z.Encode(payloads)
 }
 
-// DecodeContext is Decode; ctx is unused.
-func (z *Zlib) DecodeContext(_ context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	b := newBudget(z.opts.MaxDecompressedBytes)
+// DecodeContext is Decode; ctx carries only a [WithDecompressionBudget].
+func (z *Zlib) DecodeContext(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	b := newBudget(ctx, z.opts.MaxDecompressedBytes)
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		if !isZlib(p) {

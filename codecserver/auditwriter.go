@@ -22,6 +22,7 @@ const (
 // use; each Write (one slog record) is kept whole.
 type AuditWriter struct {
 	mu     sync.Mutex
+	w      io.Writer
 	buf    *bufio.Writer
 	stop   chan struct{}
 	done   chan struct{}
@@ -31,7 +32,7 @@ type AuditWriter struct {
 // NewAuditWriter returns an AuditWriter over w flushing every interval.
 // With interval <= 0 every Write goes straight to w.
 func NewAuditWriter(w io.Writer, interval time.Duration) *AuditWriter {
-	a := &AuditWriter{stop: make(chan struct{}), done: make(chan struct{})}
+	a := &AuditWriter{w: w, stop: make(chan struct{}), done: make(chan struct{})}
 	if interval <= 0 {
 		a.buf = bufio.NewWriterSize(w, 0) // bufio's minimum; Write flushes below
 		close(a.done)
@@ -61,22 +62,38 @@ func (a *AuditWriter) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.buf.Available() < len(p) && a.buf.Buffered() > 0 {
-		if err := a.buf.Flush(); err != nil {
+		if err := a.flushLocked(); err != nil {
 			return 0, err
 		}
 	}
 	n, err := a.buf.Write(p)
-	if err == nil && (a.closed || a.buf.Size() < auditBufferSize) {
-		err = a.buf.Flush()
+	if err != nil {
+		a.buf.Reset(a.w)
+		return n, err
+	}
+	if a.closed || a.buf.Size() < auditBufferSize {
+		err = a.flushLocked()
 	}
 	return n, err
+}
+
+// flushLocked writes the buffered lines. A failed write (a full disk, a
+// closed pipe) drops them and is returned, but does not stick: bufio keeps
+// its first error forever, which would silently end audit logging for the
+// life of the process; the next lines are tried again.
+func (a *AuditWriter) flushLocked() error {
+	err := a.buf.Flush()
+	if err != nil {
+		a.buf.Reset(a.w)
+	}
+	return err
 }
 
 // Flush writes the buffered lines.
 func (a *AuditWriter) Flush() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.buf.Flush()
+	return a.flushLocked()
 }
 
 // Close stops the interval flushes and writes what is buffered. It does not

@@ -99,3 +99,44 @@ func TestAuditWriterWithoutIntervalWritesThrough(t *testing.T) {
 	}
 	aw.Close()
 }
+
+// failOnceWriter fails its first Write and then works.
+type failOnceWriter struct {
+	countingWriter
+	failed bool
+}
+
+func (w *failOnceWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if !w.failed {
+		w.failed = true
+		w.mu.Unlock()
+		return 0, fmt.Errorf("no space left on device")
+	}
+	w.mu.Unlock()
+	return w.countingWriter.Write(p)
+}
+
+// TestAuditWriterRecoversFromAFailedWrite: one failed write (a full disk
+// for a moment) loses the lines of that batch, not every later line.
+// bufio.Writer keeps its first error forever; the writer must not.
+func TestAuditWriterRecoversFromAFailedWrite(t *testing.T) {
+	t.Parallel()
+	for _, interval := range []time.Duration{time.Hour, 0} {
+		t.Run(interval.String(), func(t *testing.T) {
+			var under failOnceWriter
+			aw := codecserver.NewAuditWriter(&under, interval)
+			fmt.Fprintln(aw, `{"line":1}`)
+			if err := aw.Flush(); err == nil && interval > 0 {
+				t.Fatal("Flush over a failing writer: no error")
+			}
+			fmt.Fprintln(aw, `{"line":2}`)
+			if err := aw.Close(); err != nil {
+				t.Fatalf("Close after the writer recovered: %v", err)
+			}
+			if out, _ := under.get(); !strings.Contains(out, `{"line":2}`) {
+				t.Fatalf("after one failed write the next line was lost too; written: %q", out)
+			}
+		})
+	}
+}

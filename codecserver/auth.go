@@ -147,7 +147,9 @@ func certIdentity(cert *x509.Certificate, m ClientCertPermissions) *Identity {
 		id.Permissions.merge(p)
 	}
 	if cn != "" {
-		add(cn, cn)
+		if bareCNKey(cn) {
+			add(cn, cn)
+		}
 		add("cn:"+cn, cn)
 	}
 	for _, u := range cert.URIs {
@@ -161,6 +163,23 @@ func certIdentity(cert *x509.Certificate, m ClientCertPermissions) *Identity {
 	}
 	add("*", cn)
 	return id
+}
+
+// bareCNKey reports whether a common name may be looked up as a bare key:
+// not when it spells another kind of key ("uri:...", "dns:...",
+// "email:...", "cn:..." or "*"), or a certificate whose CN reads
+// "uri:spiffe://example.org/admin" would get what is mapped to that URI
+// SAN. Such a CN still matches its "cn:" key.
+func bareCNKey(cn string) bool {
+	if cn == "*" {
+		return false
+	}
+	for _, p := range [...]string{"cn:", "uri:", "dns:", "email:"} {
+		if len(cn) >= len(p) && strings.EqualFold(cn[:len(p)], p) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeAuthChallenge adds the WWW-Authenticate challenge of RFC 6750 to a 401.

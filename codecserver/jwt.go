@@ -490,6 +490,11 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Identity, erro
 	var key [32]byte
 	if v.cache != nil {
 		key = sha256.Sum256([]byte(token))
+		// A cache hit skips FetchKeys, which is what refreshes the key set
+		// every RefreshInterval: do that here, or a key removed from the
+		// JWKS would keep its cached tokens valid until they expire. It
+		// costs a read lock and a clock read while the keys are fresh.
+		v.keys(ctx, false)
 		if id, ok := v.cache.get(key, v.cfg.Now(), v.gen.Load()); ok {
 			return id, nil
 		}

@@ -153,3 +153,56 @@ func TestTokenCache(t *testing.T) {
 	_, err = v.Verify(context.Background(), cached)
 	wantStatus(t, err, 401, "a cached token signed by a key no longer in the set")
 }
+
+// TestTokenCacheKeepsNotBefore: a token cached inside its nbf/iat window is
+// not served from the cache at a time before that window (a clock stepped
+// back by NTP, a token replayed with its nbf ahead): the entry's lower
+// bound is checked, not only its expiry.
+func TestTokenCacheKeepsNotBefore(t *testing.T) {
+	t.Parallel()
+	iss := jwttest.New(t, jwttest.Options{})
+	path := iss.WriteJWKSFile(t, filepath.Join(t.TempDir(), "jwks.json"))
+	clk := &clock{now: time.Now()}
+	v := fileVerifier(t, iss, path, func(c *codecserver.JWTConfig) {
+		c.Now = clk.Now
+		c.RefreshInterval = time.Hour
+	})
+	start := clk.Now()
+	tok := iss.Token(t, jwttest.Claims{Permissions: []string{"default:read"}, NotBefore: start.Add(5 * time.Minute), ExpiresAt: start.Add(time.Hour)})
+	clk.add(6 * time.Minute)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("inside its window: %v", err)
+	}
+	if n := codecserver.TokenCacheLen(v); n != 1 {
+		t.Fatalf("cache holds %d tokens, want 1", n)
+	}
+	clk.add(-6 * time.Minute)
+	_, err := v.Verify(context.Background(), tok)
+	wantStatus(t, err, 401, "a cached token before its nbf")
+}
+
+// TestTokenCacheNoticesAKeySetChange: the key set is refreshed every
+// RefreshInterval even when every request hits the cache. Before, a cache
+// hit returned before the verifier looked at its keys, so when the only
+// clients sent cached tokens (the Web UI, the CLI) a key removed from the
+// JWKS (a compromised key) kept its tokens valid until they expired.
+func TestTokenCacheNoticesAKeySetChange(t *testing.T) {
+	t.Parallel()
+	iss := jwttest.New(t, jwttest.Options{})
+	path := iss.WriteJWKSFile(t, filepath.Join(t.TempDir(), "jwks.json"))
+	clk := &clock{now: time.Now()}
+	v := fileVerifier(t, iss, path, func(c *codecserver.JWTConfig) {
+		c.Now = clk.Now
+		c.RefreshInterval = time.Minute
+	})
+	tok := iss.Token(t, jwttest.Claims{Permissions: []string{"default:read"}, ExpiresAt: clk.Now().Add(time.Hour)})
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	iss.Rotate(t, "replacement") // the token's key leaves the set
+	iss.WriteJWKSFile(t, path)
+	os.Chtimes(path, clk.Now().Add(time.Minute), clk.Now().Add(time.Minute))
+	clk.add(2 * time.Minute) // past RefreshInterval
+	_, err := v.Verify(context.Background(), tok)
+	wantStatus(t, err, 401, "a cached token whose key left the set, after RefreshInterval")
+}

@@ -86,6 +86,14 @@ func TestMTLSMappingBySANAndOneCN(t *testing.T) {
 			c.Subject = pkix.Name{CommonName: "mallory"}
 			c.DNSNames = []string{"other.example.org"}
 		}, 403},
+		// A CN is a CN: one that spells a SAN identity or "cn:alice" must
+		// not get the permissions mapped to that SAN or to CN alice (a CA
+		// that lets requesters choose the CN but checks SANs would
+		// otherwise hand them out).
+		{"a CN spelling a URI SAN identity is 403", func(c *x509.Certificate) { c.Subject = pkix.Name{CommonName: "uri:spiffe://example.org/ui"} }, 403},
+		{"a CN spelling a DNS SAN identity is 403", func(c *x509.Certificate) { c.Subject = pkix.Name{CommonName: "dns:worker.example.org"} }, 403},
+		{"a CN spelling an email SAN identity is 403", func(c *x509.Certificate) { c.Subject = pkix.Name{CommonName: "email:ops@example.org"} }, 403},
+		{"a CN spelling cn:alice is 403", func(c *x509.Certificate) { c.Subject = pkix.Name{CommonName: "cn:alice"} }, 403},
 		{"two subject CNs are 403 even when one is mapped", func(c *x509.Certificate) {
 			c.Subject = pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: cnOID, Value: "mallory"}, {Type: cnOID, Value: "alice"}}}
 		}, 403},

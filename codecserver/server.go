@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -115,8 +116,10 @@ type Config struct {
 	// Default: DefaultMaxMetadataEntries.
 	MaxMetadataEntries int
 	// MaxInFlightBodyBytes bounds the request body bytes (buffer capacity)
-	// all requests hold together; a request that would pass it gets 503
-	// with Retry-After. Default: DefaultMaxInFlightBodyBytes.
+	// and the bytes /decode decompresses (codecs that take a context, see
+	// codec.WithDecompressionBudget) all requests hold together; a request
+	// that would pass it gets 503 with Retry-After. Default:
+	// DefaultMaxInFlightBodyBytes.
 	MaxInFlightBodyBytes int64
 
 	// ReadyzCacheTTL is how long a /readyz verdict is reused; concurrent
@@ -363,9 +366,22 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		if action == ActionEncode {
 			out, err = c.encode(r.Context(), in.Payloads)
 		} else {
-			out, err = c.decode(r.Context(), in.Payloads)
+			// What the codecs decompress counts against the in-flight
+			// budget like the body: a few kilobytes of zlib must not make
+			// the server hold tens of megabytes per request.
+			var inflated atomic.Int64
+			defer func() { s.budget.release(inflated.Load()) }() // before decode: a codec may panic
+			ctx := codec.WithDecompressionBudget(r.Context(), func(n int64) error {
+				if !s.budget.acquire(n) {
+					return errBusy
+				}
+				inflated.Add(n)
+				return nil
+			})
+			out, err = c.decode(ctx, in.Payloads)
 		}
 		if err != nil {
+			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}

@@ -164,6 +164,10 @@ func TestLoadMemory(t *testing.T) {
 		url, pid := f.server(t)
 		idle := procKB(t, pid, "VmRSS")
 		status := postStatus(client, url, f.token, shape.body)
+		if status != 200 {
+			// A refused request measures nothing about serving one.
+			t.Errorf("one request, %s: status %d, want 200", shape.name, status)
+		}
 		t.Logf("one request, %s, %.1f MiB body: status %d; server RSS idle %d MiB, peak %d MiB (+%d MiB)",
 			shape.name, float64(len(shape.body))/(1<<20), status, idle>>10, procKB(t, pid, "VmHWM")>>10, (procKB(t, pid, "VmHWM")-idle)>>10)
 	}

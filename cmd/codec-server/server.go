@@ -174,7 +174,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger gets 413")
 	fs.IntVar(&c.MaxPayloads, "max-payloads", c.MaxPayloads, "most payloads in one request; more gets 413")
 	fs.IntVar(&c.MaxMetadata, "max-metadata-entries", c.MaxMetadata, "most metadata entries of all payloads in one request; more gets 413")
-	fs.Int64Var(&c.MaxInFlightBytes, "max-inflight-body-bytes", c.MaxInFlightBytes, "request body bytes all requests may hold together; past it requests get 503 with Retry-After")
+	fs.Int64Var(&c.MaxInFlightBytes, "max-inflight-body-bytes", c.MaxInFlightBytes, "request body bytes, and bytes /decode decompresses, all requests may hold together; past it requests get 503 with Retry-After")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to handle a request and write the answer")
