@@ -40,7 +40,7 @@ func FuzzResolveNamespace(f *testing.F) {
 }
 
 func FuzzParsePermissions(f *testing.F) {
-	for _, s := range []string{"default:read", "system:admin", "a:write b:READ,c:worker", ":read", "x:", "a:b:read", "ns:owner"} {
+	for _, s := range []string{"default:read", "temporal-system:admin", "system:admin", "a:write b:READ,c:worker", ":read", "x:", "a:b:read", "ns:owner"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, claim string) {
@@ -54,7 +54,7 @@ func FuzzParsePermissions(f *testing.F) {
 		// Whatever is granted must come from an entry naming the namespace
 		// or the system namespace.
 		for _, ns := range []string{"default", "zz-not-there"} {
-			if p.Allows(ns, codecserver.ActionDecode) && !strings.Contains(claim, ns+":") && !strings.Contains(claim, "system:") {
+			if p.Allows(ns, codecserver.ActionDecode) && !strings.Contains(claim, ns+":") && !strings.Contains(claim, "temporal-system:") {
 				t.Fatalf("claim %q grants %s", claim, ns)
 			}
 			if p.Allows(ns, codecserver.ActionEncode) && !p.Allows(ns, codecserver.ActionDecode) {
@@ -82,8 +82,10 @@ func TestParsePermissions(t *testing.T) {
 		{"default:worker", "default", true, true, false},
 		{"default:admin", "default", true, true, false},
 		{"default:READ", "default", true, false, false},
-		{"system:admin", "any", true, true, false},
-		{"system:read", "any", true, false, false},
+		{"temporal-system:admin", "any", true, true, false},
+		{"temporal-system:read", "any", true, false, false},
+		{"system:admin", "any", false, false, false},
+		{"system:admin", "system", true, true, false},
 		{"payments:admin", "default", false, false, false},
 		{"default:owner", "default", false, false, true},
 		{":read", "default", false, false, true},

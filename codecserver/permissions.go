@@ -48,12 +48,9 @@ func (r Role) allows(a Action) bool {
 	return r != 0
 }
 
-// SystemNamespace is the pseudo-namespace whose roles apply to every
-// namespace, as in Temporal ("system:admin").
-const SystemNamespace = "system"
-
 // Permissions are the roles an identity holds, by namespace. Roles under
-// SystemNamespace apply to all namespaces. The zero value allows nothing.
+// TemporalSystemNamespace apply to all namespaces. The zero value allows
+// nothing.
 type Permissions struct {
 	all    bool
 	system Role
@@ -83,7 +80,7 @@ func (p Permissions) String() string {
 			}
 		}
 	}
-	add(SystemNamespace, p.system)
+	add(TemporalSystemNamespace, p.system)
 	for ns, r := range p.byNS {
 		add(ns, r)
 	}
@@ -115,7 +112,7 @@ func ParsePermissions(entries []string) (Permissions, error) {
 			if !ok {
 				return Permissions{}, fmt.Errorf("permission for namespace %q has an unknown role", truncate(ns, 64))
 			}
-			if ns == SystemNamespace || ns == TemporalSystemNamespace {
+			if ns == TemporalSystemNamespace {
 				p.system |= role
 				continue
 			}
@@ -135,8 +132,10 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// TemporalSystemNamespace is Temporal's own name for the system scope
-// ("temporal-system:admin"); it is read like SystemNamespace.
+// TemporalSystemNamespace is the pseudo-namespace whose roles apply to every
+// namespace ("temporal-system:admin"), as in Temporal's default JWT claim
+// mapper. "system:<role>" is an ordinary namespace named "system", as it is
+// for Temporal.
 const TemporalSystemNamespace = "temporal-system"
 
 // claimPermissions reads a token's permissions claim the way Temporal's
@@ -187,7 +186,7 @@ func claimPermissions(raw any, re *PermissionsRegex) (p Permissions, ignored int
 			ignored++
 			continue
 		}
-		if ns == SystemNamespace || ns == TemporalSystemNamespace {
+		if ns == TemporalSystemNamespace {
 			p.system |= role
 			continue
 		}

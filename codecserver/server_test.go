@@ -113,7 +113,8 @@ func TestJWT(t *testing.T) {
 	}{
 		{name: "a valid token with read decodes", auth: e.bearer("default:read"), want: 200},
 		{name: "a valid token as a single string claim decodes", auth: iss.Bearer(t, jwttest.Claims{Extra: map[string]any{"permissions": "other:read default:read"}}), want: 200},
-		{name: "system:admin decodes any namespace", auth: e.bearer("system:admin"), ns: "payments", want: 200},
+		{name: "temporal-system:admin decodes any namespace", auth: e.bearer("temporal-system:admin"), ns: "payments", want: 200},
+		{name: "system:admin is only the namespace named system, as in Temporal", auth: e.bearer("system:admin"), ns: "payments", want: 403},
 		{name: "no Authorization header is 401", want: 401, wantError: "missing bearer token"},
 		{name: "a Basic header is 401", auth: "Basic YTpi", want: 401},
 		{name: "an expired token is 401", auth: iss.Bearer(t, jwttest.Claims{Permissions: []string{"default:read"}, IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)}), want: 401, wantError: "token expired"},
@@ -317,7 +318,7 @@ func TestErrorAnswers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{mutate: func(c *codecserver.Config) { c.MaxBodyBytes = 4096; c.MaxPayloads = 10 }})
 	read := e.bearer("default:read")
-	admin := e.bearer("system:admin")
+	admin := e.bearer("temporal-system:admin")
 	tests := []struct {
 		name    string
 		c       call
@@ -513,7 +514,7 @@ func TestNamespaceResolution(t *testing.T) {
 			e := newEnv(t, envOptions{mutate: func(c *codecserver.Config) { c.DefaultNamespace = tt.def }})
 			h := map[string]string{"Authorization": e.bearer(tt.want + ":write")}
 			if tt.want == "" {
-				h["Authorization"] = e.bearer("system:admin")
+				h["Authorization"] = e.bearer("temporal-system:admin")
 			}
 			if tt.header != nil {
 				h["X-Namespace"] = *tt.header
