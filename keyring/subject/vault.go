@@ -3,11 +3,10 @@ package subject
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -32,8 +31,8 @@ type VaultConfig struct {
 	// Client is an authenticated Vault client. Its token needs, on
 	// <mount>/keys/<prefix>*: create, read, update, delete; on
 	// <mount>/keys/<prefix>*/config: update (shred only); on
-	// <mount>/datakey/plaintext/<prefix>* and <mount>/decrypt/<prefix>*:
-	// update.
+	// <mount>/datakey/plaintext/<prefix>*, <mount>/decrypt/<prefix>* and
+	// <mount>/hmac/<prefix>*: update.
 	Client *api.Client
 	// Mount is the transit mount. Default: "transit".
 	Mount string
@@ -54,9 +53,10 @@ type VaultConfig struct {
 //
 // Transit decrypts a batch under one key only, so UnwrapDataKeys makes one
 // call per subject (in parallel), not one per data key. Key IDs are
-// "subject/vault/<subject>/<birth>", birth being the Unix time the
-// subject's transit key was created: a key created again after a shred
-// has another birth, and old payloads stay erased.
+// "subject/vault/<subject>/<generation>", the generation being a
+// fingerprint of the subject's transit key (an HMAC under it of a fixed
+// input): a key created again after a shred has another generation, and
+// old payloads stay erased.
 type Vault struct {
 	c        *api.Client
 	mount    string
@@ -110,40 +110,32 @@ func vaultError(what string, err error, notFound error) error {
 	return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrUnavailable)
 }
 
-// birth returns the creation time (Unix seconds) of subject's transit key,
-// or "" if it has none.
+// birth returns the generation of subject's transit key: the first 8
+// bytes (hex) of an HMAC of a fixed input under version 1 of the key, a
+// fingerprint that differs for every key created; "" if there is no key.
 func (v *Vault) birth(ctx context.Context, name string) (string, error) {
-	s, err := v.c.Logical().ReadWithContext(ctx, v.mount+"/keys/"+name)
+	s, err := v.c.Logical().WriteWithContext(ctx, v.mount+"/hmac/"+name, map[string]any{"input": generationInput, "key_version": 1})
 	if err != nil {
-		return "", vaultError("read key "+name, err, errNoKey)
-	}
-	if s == nil || s.Data == nil {
-		return "", nil
-	}
-	keys, _ := s.Data["keys"].(map[string]any)
-	switch t := keys["1"].(type) {
-	case json.Number:
-		return t.String(), nil
-	case float64:
-		return strconv.FormatInt(int64(t), 10), nil
-	}
-	// Version 1 trimmed away (min_available_version): use the lowest left.
-	low := -1
-	var b string
-	for ver, t := range keys {
-		n, err := strconv.Atoi(ver)
-		if err != nil || (low >= 0 && n >= low) {
-			continue
+		err = vaultError("fingerprint key "+name, err, errNoKey)
+		if errors.Is(err, errNoKey) {
+			return "", nil
 		}
-		if num, ok := t.(json.Number); ok {
-			low, b = n, num.String()
-		}
+		return "", err
 	}
-	if b == "" {
-		return "", fmt.Errorf("subject: vault key %s: no creation time in its description: %w", name, keyring.ErrUnavailable)
+	var mac string
+	if s != nil && s.Data != nil {
+		mac, _ = s.Data["hmac"].(string)
 	}
-	return b, nil
+	_, b64, ok := strings.Cut(strings.TrimPrefix(mac, "vault:"), ":")
+	raw, derr := base64.StdEncoding.DecodeString(b64)
+	if !ok || derr != nil || len(raw) < 8 {
+		return "", fmt.Errorf("subject: vault fingerprint key %s: malformed answer: %w", name, keyring.ErrUnavailable)
+	}
+	return hex.EncodeToString(raw[:8]), nil
 }
+
+// generationInput is what birth HMACs (base64 of "envelope/subject-generation/v1").
+var generationInput = base64.StdEncoding.EncodeToString([]byte("envelope/subject-generation/v1"))
 
 var errNoKey = errors.New("no key")
 

@@ -1,0 +1,113 @@
+package subject_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	commonpb "go.temporal.io/api/common/v1"
+
+	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/internal/testenv"
+	"github.com/envelopecodec/envelope/keyring/keyringtest"
+	"github.com/envelopecodec/envelope/keyring/subject"
+)
+
+// countingTransport counts the requests that reach Vault.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func vaultStore(t testing.TB, v *testenv.Vault, rt http.RoundTripper) *subject.Vault {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = v.Addr
+	if rt != nil {
+		cfg.HttpClient = &http.Client{Transport: rt}
+	}
+	cl, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.SetToken(v.Token)
+	s, err := subject.NewVault(subject.VaultConfig{Client: cl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVaultStore(t *testing.T) {
+	v := testenv.StartVault(t)
+	t.Run("store", func(t *testing.T) {
+		exerciseStore(t, func(t *testing.T) subject.Store { return vaultStore(t, v, nil) })
+	})
+	t.Run("race", func(t *testing.T) { exerciseRace(t, vaultStore(t, v, nil)) })
+	t.Run("shred deletes the transit key", func(t *testing.T) {
+		s := vaultStore(t, v, nil)
+		if _, err := s.NewDataKey(context.Background(), "customer-gone"); err != nil {
+			t.Fatal(err)
+		}
+		if status, _, _ := v.Request("GET", "transit/keys/subject-customer-gone", v.Token, nil); status != 200 {
+			t.Fatalf("key not created: status %d", status)
+		}
+		if _, err := s.Shred(context.Background(), "customer-gone"); err != nil {
+			t.Fatal(err)
+		}
+		if status, _, _ := v.Request("GET", "transit/keys/subject-customer-gone", v.Token, nil); status != 404 {
+			t.Fatalf("key still in Vault after shred: status %d", status)
+		}
+	})
+}
+
+// TestVaultCallsPer10000Payloads measures the Vault calls of sealing and
+// opening 10,000 payloads of 100 subjects (100 per subject): the numbers
+// docs/ERASURE.md quotes.
+func TestVaultCallsPer10000Payloads(t *testing.T) {
+	v := testenv.StartVault(t)
+	rt := &countingTransport{}
+	kr, err := subject.New(keyringtest.New(), vaultStore(t, v, rt), subject.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := codec.New(kr, codec.Options{Subject: customerOf})
+	var sealed []*commonpb.Payload
+	start := time.Now()
+	for s := range 100 {
+		for range 100 {
+			sealed = append(sealed, encodeFor(t, c, fmt.Sprintf("onboard-customer-%d", s), plain("x"))...)
+		}
+	}
+	sealCalls, sealTime := rt.n.Load(), time.Since(start)
+	rt.n.Store(0)
+	fresh, _ := codec.New(kr, codec.Options{})
+	start = time.Now()
+	if _, err := fresh.Decode(sealed); err != nil {
+		t.Fatal(err)
+	}
+	openCalls, openTime := rt.n.Load(), time.Since(start)
+	rt.n.Store(0)
+	if _, err := fresh.Decode(sealed); err != nil {
+		t.Fatal(err)
+	}
+	cachedCalls := rt.n.Load()
+	t.Logf("10,000 payloads over 100 new subjects: seal %d Vault calls (%v), open cold %d calls (%v), open cached %d calls",
+		sealCalls, sealTime, openCalls, openTime, cachedCalls)
+	// Per new subject: read (missing), create, read (birth), datakey.
+	if sealCalls != 400 {
+		t.Errorf("seal: %d Vault calls, want 400 (4 per new subject)", sealCalls)
+	}
+	if openCalls != 100 {
+		t.Errorf("open: %d Vault calls, want 100 (one batched decrypt per subject)", openCalls)
+	}
+	if cachedCalls != 0 {
+		t.Errorf("open again: %d Vault calls, want 0 (decode cache)", cachedCalls)
+	}
+}
