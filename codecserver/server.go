@@ -251,7 +251,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		if action == ActionEncode {
 			out, err = c.EncodeContext(r.Context(), in.Payloads)
 		} else {
-			out, err = c.DecodeContext(r.Context(), in.Payloads)
+			out, err = s.decode(r.Context(), w, r, c, in.Payloads)
 		}
 		if err != nil {
 			s.fail(w, r, err)
