@@ -16,6 +16,8 @@ const keysUsage = `Usage:
   codec-server keys new --file F     create a key file with one fresh key (mode 0600)
   codec-server keys rotate --file F  add a fresh key and make it active; old keys stay
   codec-server keys list --file F    list key IDs, ages and the active key (never key material)
+  codec-server keys shred --subject ID --subject-store dir|vault ...
+                                     delete a data subject's key for good (docs/ERASURE.md)
 
 --file defaults to $CODEC_SERVER_KEYS_FILE.
 `
@@ -30,6 +32,9 @@ func runKeys(args []string, stdout, stderr io.Writer, lookup func(string) (strin
 		return 0
 	}
 	cmd := args[0]
+	if cmd == "shred" {
+		return runShred(args[1:], stdout, stderr, lookup)
+	}
 	fs := flag.NewFlagSet("codec-server keys "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }

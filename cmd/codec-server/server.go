@@ -30,7 +30,8 @@ type Config struct {
 	DefaultNamespace string
 	InsecureNoAuth   bool
 
-	Keys keyflags.Options
+	Keys     keyflags.Options
+	Subjects subjectFlags
 
 	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
 	// NEW may open payloads sealed for OLD.
@@ -166,6 +167,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Audit, "audit", c.Audit, "write an audit line per encode/decode request (--audit=false turns it off)")
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
 
+	c.Subjects.Register(fs)
 	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
 	return fs
 }
@@ -189,6 +191,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
   codec-server keys new|rotate|list --file F  manage a local key file
+  codec-server keys shred --subject ID ...    erase a data subject's payloads (docs/ERASURE.md)
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
 
 Every flag can be set by the environment variable named after it; flags win.
@@ -245,7 +248,7 @@ func (c *Config) Validate() error {
 	if err := c.Keys.Validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.Subjects.validate(&c.Keys)
 }
 
 func isLoopback(host string) bool {
@@ -304,6 +307,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, closer)
+	if kr, err = c.Subjects.wrap(kr, &c.Keys); err != nil {
+		return err
+	}
 	kr = codecserver.InstrumentKeyring(kr, metrics)
 	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
 	if err != nil {

@@ -47,8 +47,6 @@ type Store interface {
 type Options struct {
 	// AuditLog receives one line per shred. Default: none.
 	AuditLog *slog.Logger
-	// Now returns the current time. Default: time.Now.
-	Now func() time.Time
 }
 
 // Keyring is a keyring.SubjectKeyring: namespace keys from a base keyring,
@@ -66,9 +64,6 @@ var _ keyring.SubjectKeyring = (*Keyring)(nil)
 func New(base keyring.Keyring, store Store, opts Options) (*Keyring, error) {
 	if base == nil || store == nil {
 		return nil, fmt.Errorf("subject: nil keyring or store")
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	return &Keyring{base: base, store: store, opts: opts}, nil
 }
@@ -107,7 +102,9 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 		unwrap func([]keyring.WrappedKey) ([]keyring.Secret, error)
 	}{
 		{subj, func(w []keyring.WrappedKey) ([]keyring.Secret, error) { return k.storeUnwrap(ctx, w) }},
-		{base, func(w []keyring.WrappedKey) ([]keyring.Secret, error) { return k.base.UnwrapDataKeys(ctx, namespace, w) }},
+		{base, func(w []keyring.WrappedKey) ([]keyring.Secret, error) {
+			return k.base.UnwrapDataKeys(ctx, namespace, w)
+		}},
 	} {
 		if len(part.idx) == 0 {
 			continue
@@ -142,18 +139,26 @@ func (k *Keyring) storeUnwrap(ctx context.Context, keys []keyring.WrappedKey) ([
 	return k.store.UnwrapDataKeys(ctx, keys)
 }
 
-// Shred deletes subject's key in the store and writes an audit line
-// ("data subject key shredded" with the subject, the store, whether a key
-// existed, and by whom). Afterwards payloads sealed for the subject fail
-// with keyring.ErrErased, in this process and every other one once their
-// caches expire (codec.Options.SubjectKeyMaxAge). It reports whether there
-// was a key.
+// Shred deletes subject's key in the store (see the package function
+// [Shred]). Afterwards payloads sealed for the subject fail with
+// keyring.ErrErased, in this process and every other one once their
+// caches expire (codec.Options.SubjectKeyMaxAge). by names who asked, for
+// the audit line.
 func (k *Keyring) Shred(ctx context.Context, subject, by string) (bool, error) {
+	return Shred(ctx, k.store, subject, by, k.opts.AuditLog)
+}
+
+// Shred deletes subject's key in store and, if audit is not nil, writes an
+// audit line "data subject key shredded" with the subject, the store, the
+// result (shredded, no_key or failed), by and the time. It reports
+// whether there was a key; shredding a subject with no key is not an
+// error.
+func Shred(ctx context.Context, store Store, subject, by string, audit *slog.Logger) (bool, error) {
 	if err := keyring.ValidSubject(subject); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
-	existed, err := k.store.Shred(ctx, subject)
-	if k.opts.AuditLog != nil {
+	existed, err := store.Shred(ctx, subject)
+	if audit != nil {
 		result := "shredded"
 		switch {
 		case err != nil:
@@ -161,13 +166,13 @@ func (k *Keyring) Shred(ctx context.Context, subject, by string) (bool, error) {
 		case !existed:
 			result = "no_key"
 		}
-		k.opts.AuditLog.LogAttrs(ctx, slog.LevelInfo, "data subject key shredded",
+		audit.LogAttrs(ctx, slog.LevelInfo, "data subject key shredded",
 			slog.String("event", "shred"),
 			slog.String("subject_id", subject),
-			slog.String("store", k.store.Name()),
+			slog.String("store", store.Name()),
 			slog.String("result", result),
 			slog.String("by", by),
-			slog.Time("at", k.opts.Now().UTC()),
+			slog.Time("at", time.Now().UTC()),
 		)
 	}
 	if err != nil {
