@@ -118,4 +118,3 @@ func TestShredCommand(t *testing.T) {
 		t.Errorf("the other customer's key: %v", err)
 	}
 }
-
