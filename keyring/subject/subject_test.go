@@ -308,3 +308,5 @@ func TestSubjectErrors(t *testing.T) {
 		t.Errorf("encode with a subject and a plain keyring: err %v, want one naming keyring.SubjectKeyring", err)
 	}
 }
+
+type keyringWrapped = keyring.WrappedKey
