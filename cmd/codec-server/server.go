@@ -31,7 +31,7 @@ type Config struct {
 	InsecureNoAuth   bool
 
 	Keys     keyflags.Options
-	Subjects subjectFlags
+	Subjects keyflags.SubjectOptions
 
 	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
 	// NEW may open payloads sealed for OLD.
@@ -248,7 +248,7 @@ func (c *Config) Validate() error {
 	if err := c.Keys.Validate(); err != nil {
 		return err
 	}
-	return c.Subjects.validate(&c.Keys)
+	return c.Subjects.Validate(&c.Keys)
 }
 
 func isLoopback(host string) bool {
@@ -307,7 +307,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, closer)
-	if kr, err = c.Subjects.wrap(kr, &c.Keys); err != nil {
+	if kr, err = c.Subjects.Wrap(kr, &c.Keys); err != nil {
 		return err
 	}
 	kr = codecserver.InstrumentKeyring(kr, metrics)

@@ -12,66 +12,7 @@ import (
 	"github.com/envelopecodec/envelope/internal/keyflags"
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/subject"
-	"github.com/envelopecodec/envelope/keyring/vault"
 )
-
-// subjectFlags choose the store of data subject keys (docs/ERASURE.md),
-// for the server and `keys shred` alike.
-type subjectFlags struct {
-	Store       string // "", "dir" or "vault"
-	Dir         string
-	VaultPrefix string
-}
-
-func (s *subjectFlags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&s.Store, "subject-store", s.Store, "where data subject keys live (docs/ERASURE.md): dir or vault (the transit mount and connection of --vault-*); empty: payloads of data subjects cannot be decoded")
-	fs.StringVar(&s.Dir, "subject-dir", s.Dir, "folder of the data subject keys with --subject-store dir")
-	fs.StringVar(&s.VaultPrefix, "subject-vault-prefix", subject.DefaultVaultKeyPrefix, "transit key name prefix of data subject keys with --subject-store vault")
-}
-
-func (s *subjectFlags) validate(keys *keyflags.Options) error {
-	switch s.Store {
-	case "":
-		return nil
-	case "dir":
-		if s.Dir == "" {
-			return errors.New("--subject-store dir needs --subject-dir")
-		}
-		return nil
-	case subject.VaultStoreName:
-		if keys.Vault.Address == "" {
-			return errors.New("--subject-store vault needs the Vault keyring (--vault-addr)")
-		}
-		return nil
-	}
-	return fmt.Errorf("--subject-store %q: want dir or vault", s.Store)
-}
-
-// open returns the configured store; base is the keyring keyflags opened
-// (with --subject-store vault, its Vault connection is used).
-func (s *subjectFlags) open(base keyring.Keyring, keys *keyflags.Options) (subject.Store, error) {
-	switch s.Store {
-	case "dir":
-		return subject.NewDir(s.Dir)
-	case subject.VaultStoreName:
-		vk, ok := base.(*vault.Keyring)
-		if !ok {
-			return nil, errors.New("--subject-store vault needs the Vault keyring (--vault-addr)")
-		}
-		return subject.NewVault(subject.VaultConfig{Client: vk.APIClient(), Mount: keys.Vault.Mount, KeyPrefix: s.VaultPrefix})
-	}
-	return nil, nil
-}
-
-// wrap returns base with the data subject keys of the configured store,
-// or base itself without --subject-store.
-func (s *subjectFlags) wrap(base keyring.Keyring, keys *keyflags.Options) (keyring.Keyring, error) {
-	store, err := s.open(base, keys)
-	if err != nil || store == nil {
-		return base, err
-	}
-	return subject.New(base, store, subject.Options{})
-}
 
 const shredUsage = `Usage:
   codec-server keys shred --subject ID --subject-store dir|vault [store and keyring flags]
@@ -88,7 +29,7 @@ func runShred(args []string, stdout, stderr io.Writer, lookup func(string) (stri
 	fs.Usage = func() { fmt.Fprint(stderr, shredUsage); fs.PrintDefaults() }
 	id := fs.String("subject", "", "the data subject whose key to shred")
 	auditPath := fs.String("audit-log", "", "append the audit line to this file instead of stderr")
-	var subj subjectFlags
+	var subj keyflags.SubjectOptions
 	subj.Register(fs)
 	var keys keyflags.Options
 	keys.Register(fs)
@@ -102,7 +43,7 @@ func runShred(args []string, stdout, stderr io.Writer, lookup func(string) (stri
 		fs.Usage()
 		return 2
 	}
-	if err := subj.validate(&keys); err != nil {
+	if err := subj.Validate(&keys); err != nil {
 		fmt.Fprintln(stderr, "codec-server keys shred:", err)
 		return 2
 	}
@@ -118,7 +59,7 @@ func runShred(args []string, stdout, stderr io.Writer, lookup func(string) (stri
 		defer closer.Close()
 		base = kr
 	}
-	store, err := subj.open(base, &keys)
+	store, err := subj.OpenStore(base, &keys)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server keys shred:", err)
 		return 1

@@ -32,7 +32,12 @@ import (
 // Keys holds the keyring flags and the codec's decode policy.
 type Keys struct {
 	opts              keyflags.Options
+	subjects          keyflags.SubjectOptions
 	requireEncryption bool
+
+	// Subject maps a payload's serialization context to its data subject
+	// (codec.Options.Subject); it applies when --subject-store is set.
+	Subject func(converter.SerializationContext) string
 }
 
 // Register adds the keyring flags (the codec server's) and
@@ -40,6 +45,7 @@ type Keys struct {
 func (k *Keys) Register(fs *flag.FlagSet) {
 	k.opts.DevKeysFile = keyflags.DefaultDevKeysFile
 	k.opts.Register(fs)
+	k.subjects.Register(fs)
 	fs.BoolVar(&k.requireEncryption, "require-encryption", false, "fail on payloads from Temporal that are not encrypted instead of accepting them (a plaintext signal or memo injected by anyone who can write to Temporal)")
 }
 
@@ -49,7 +55,11 @@ func (k *Keys) Register(fs *flag.FlagSet) {
 // serialization context are sealed for the namespace the Web UI and the CLI
 // decode them in.
 func (k *Keys) CodecOptions(opts client.Options) codec.Options {
-	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption}
+	o := codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption}
+	if k.subjects.Store != "" {
+		o.Subject = k.Subject
+	}
+	return o
 }
 
 // SetUsage makes fs print summary, the Temporal connection variables and
@@ -104,6 +114,10 @@ func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io
 	}
 	kr, closer, err := k.opts.Open(ctx, logger)
 	if err != nil {
+		return nil, nil, err
+	}
+	if kr, err = k.subjects.Wrap(kr, &k.opts); err != nil {
+		closer.Close()
 		return nil, nil, err
 	}
 	cdc, err := codec.New(kr, k.CodecOptions(opts))
