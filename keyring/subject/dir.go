@@ -1,6 +1,7 @@
 package subject
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -70,6 +71,10 @@ func (d *Dir) load(subject string) (*dirKeyFile, error) {
 	b, err := os.ReadFile(d.path(subject))
 	if err != nil {
 		return nil, err
+	}
+	if len(b) > 0 && bytes.Count(b, []byte{0}) == len(b) {
+		// Shred is between overwriting and unlinking the file.
+		return nil, fs.ErrNotExist
 	}
 	var f dirKeyFile
 	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 || f.Subject != subject || len(f.Key) != 32 || f.Generation == "" {

@@ -68,9 +68,6 @@ func New(base keyring.Keyring, store Store, opts Options) (*Keyring, error) {
 	return &Keyring{base: base, store: store, opts: opts}, nil
 }
 
-// Store returns the data subject key store.
-func (k *Keyring) Store() Store { return k.store }
-
 // NewDataKey implements keyring.Keyring with the base keyring.
 func (k *Keyring) NewDataKey(ctx context.Context, namespace string) (keyring.DataKey, error) {
 	return k.base.NewDataKey(ctx, namespace)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -301,6 +303,20 @@ func TestSubjectErrors(t *testing.T) {
 		if _, err := kr.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{tc.w}); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 		}
+	}
+	// A key file Shred has overwritten but not yet unlinked reads as erased.
+	zeroDir := t.TempDir()
+	zd, _ := subject.NewDir(zeroDir)
+	zk, err := zd.NewDataKey(ctx, "customer-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.Stat(filepath.Join(zeroDir, "customer-11.key"))
+	if err := os.WriteFile(filepath.Join(zeroDir, "customer-11.key"), make([]byte, info.Size()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zd.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: zk.KeyID, Wrapped: zk.Wrapped}}); !errors.Is(err, keyring.ErrErased) {
+		t.Errorf("a zeroed key file: err %v, want ErrErased", err)
 	}
 	// A codec whose keyring holds no subject keys refuses to seal for one.
 	c, _ := codec.New(keyringtest.New(), codec.Options{Subject: customerOf})

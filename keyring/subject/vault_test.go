@@ -2,19 +2,21 @@ package subject_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	commonpb "go.temporal.io/api/common/v1"
 
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/internal/testenv"
+	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/keyringtest"
 	"github.com/envelopecodec/envelope/keyring/subject"
+	"github.com/envelopecodec/envelope/keyring/vault"
 )
 
 // countingTransport counts the requests that reach Vault.
@@ -25,19 +27,17 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// vaultStore builds the store the way the server does: on the
+// connection of a Vault keyring (vault.Keyring.APIClient), whose requests
+// rt (if set) sees.
 func vaultStore(t testing.TB, v *testenv.Vault, rt http.RoundTripper) *subject.Vault {
 	t.Helper()
-	cfg := api.DefaultConfig()
-	cfg.Address = v.Addr
-	if rt != nil {
-		cfg.HttpClient = &http.Client{Transport: rt}
-	}
-	cl, err := api.NewClient(cfg)
+	kr, err := vault.New(context.Background(), vault.Config{Address: v.Addr, Token: v.Token, KeyName: "temporal", Transport: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl.SetToken(v.Token)
-	s, err := subject.NewVault(subject.VaultConfig{Client: cl})
+	t.Cleanup(func() { kr.Close() })
+	s, err := subject.NewVault(subject.VaultConfig{Client: kr.APIClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +46,37 @@ func vaultStore(t testing.TB, v *testenv.Vault, rt http.RoundTripper) *subject.V
 
 func TestVaultStore(t *testing.T) {
 	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
 	t.Run("store", func(t *testing.T) {
 		exerciseStore(t, func(t *testing.T) subject.Store { return vaultStore(t, v, nil) })
 	})
 	t.Run("race", func(t *testing.T) { exerciseRace(t, vaultStore(t, v, nil)) })
+	t.Run("errors", func(t *testing.T) {
+		s := vaultStore(t, v, nil)
+		ctx := context.Background()
+		dk, err := s.NewDataKey(ctx, "customer-errors")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := s.NewDataKey(ctx, "customer-other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			w    keyring.WrappedKey
+			want error
+		}{
+			{"a tampered wrapped key", keyring.WrappedKey{KeyID: dk.KeyID, Wrapped: []byte(string(dk.Wrapped[:len(dk.Wrapped)-4]) + "AAA=")}, keyring.ErrUnwrap},
+			{"another subject's wrapped key under this subject's ID", keyring.WrappedKey{KeyID: dk.KeyID, Wrapped: other.Wrapped}, keyring.ErrUnwrap},
+			{"a subject that never had a key", keyring.WrappedKey{KeyID: "subject/vault/customer-never/00", Wrapped: dk.Wrapped}, keyring.ErrErased},
+			{"a malformed key ID", keyring.WrappedKey{KeyID: "subject/vault/customer-errors", Wrapped: dk.Wrapped}, keyring.ErrUnknownKey},
+		} {
+			if _, err := s.UnwrapDataKeys(ctx, []keyring.WrappedKey{tc.w}); !errors.Is(err, tc.want) {
+				t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
+			}
+		}
+	})
 	t.Run("shred deletes the transit key", func(t *testing.T) {
 		s := vaultStore(t, v, nil)
 		if _, err := s.NewDataKey(context.Background(), "customer-gone"); err != nil {
@@ -72,11 +99,13 @@ func TestVaultStore(t *testing.T) {
 // docs/ERASURE.md quotes.
 func TestVaultCallsPer10000Payloads(t *testing.T) {
 	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
 	rt := &countingTransport{}
 	kr, err := subject.New(keyringtest.New(), vaultStore(t, v, rt), subject.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt.n.Store(0) // vault.New's own calls
 	c, _ := codec.New(kr, codec.Options{Subject: customerOf})
 	var sealed []*commonpb.Payload
 	start := time.Now()
