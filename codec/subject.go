@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/envelopecodec/envelope/codec/internal/envelope"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -82,8 +84,8 @@ func (c *core) maxAge(keyID string, d time.Duration) time.Duration {
 // with nil at the indexes of erased payloads, and those indexes in
 // increasing order. Any other failure fails the call as in DecodeContext.
 // When no payload is erased it costs what DecodeContext costs; otherwise
-// the payloads are decoded one by one (one keyring call per data key not
-// cached). Workers use Decode: they must get the error, never stand-in
+// the payloads are decoded one by one: one keyring call per data key not
+// cached, and one per erased data key. Workers use Decode: they must get the error, never stand-in
 // data.
 func (c *Codec) DecodeErasable(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, []int, error) {
 	out, err := c.DecodeContext(ctx, payloads)
@@ -92,11 +94,22 @@ func (c *Codec) DecodeErasable(ctx context.Context, payloads []*commonpb.Payload
 	}
 	out = make([]*commonpb.Payload, len(payloads))
 	var erased []int
+	// Payloads under a data key already found erased are erased too: no
+	// keyring call for them.
+	var gone []envelope.Header
 	for i := range payloads {
+		h, herr := envelope.ParseHeader(payloads[i])
+		if herr == nil && slices.ContainsFunc(gone, h.Same) {
+			erased = append(erased, i)
+			continue
+		}
 		one, err := c.DecodeContext(ctx, payloads[i:i+1])
 		switch {
 		case errors.Is(err, ErrErased):
 			erased = append(erased, i)
+			if herr == nil {
+				gone = append(gone, h)
+			}
 		case err != nil:
 			return nil, nil, fmt.Errorf("codec: payload %d of %d: %w", i, len(payloads), err)
 		default:

@@ -120,3 +120,60 @@ func TestSubjectErrors(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the unwrap calls that reach a store.
+type countingStore struct {
+	subject.Store
+	unwraps int
+}
+
+func (s *countingStore) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+	s.unwraps++
+	return s.Store.UnwrapDataKeys(ctx, keys)
+}
+
+func TestDecodeErasable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, _ := subject.NewDir(t.TempDir())
+	store := &countingStore{Store: d}
+	kr, _ := subject.New(keyringtest.New(), store, subject.Options{})
+	w, _ := codec.New(kr, codec.Options{})
+	seal := func(subj string, n int) []*commonpb.Payload {
+		in := make([]*commonpb.Payload, n)
+		for i := range in {
+			in[i] = &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}
+		}
+		out, err := w.ForSubject(subj).Encode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	gone, kept := seal("alice", 50), seal("bob", 2)
+	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"p"`)}
+	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	batch := append(append(append([]*commonpb.Payload{plain, nil}, kept[0]), gone...), kept[1])
+	r, _ := codec.New(kr, codec.Options{})
+	out, erased, err := r.DecodeErasable(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(erased) != 50 || erased[0] != 3 || erased[49] != 52 {
+		t.Fatalf("erased %d payloads from %v, want the 50 at 3..52", len(erased), erased[:min(3, len(erased))])
+	}
+	if out[0] != plain || out[1] != nil || string(out[2].Data) != `"x"` || string(out[53].Data) != `"x"` {
+		t.Fatalf("the other payloads: %v", out)
+	}
+	// The batch call, bob's key once, alice's erased key once: never once
+	// per erased payload.
+	if store.unwraps != 3 {
+		t.Errorf("%d store calls, want 3", store.unwraps)
+	}
+	// Without erased payloads it is DecodeContext.
+	if _, erased, err := r.DecodeErasable(ctx, kept); err != nil || erased != nil {
+		t.Errorf("no erased payloads: erased %v, err %v", erased, err)
+	}
+}
