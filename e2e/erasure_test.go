@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/internal/testenv"
 )
 
@@ -105,6 +106,15 @@ func TestErasureByKey(t *testing.T) {
 		t.Fatalf("the Vault dump lacks the customers' keys:\n%s", dump)
 	}
 
+	query := func(r run, extra ...string) testenv.CLIResult {
+		qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer qcancel()
+		return tc.CLI(qctx, append([]string{"workflow", "query", "-w", r.WorkflowID, "-r", r.RunID, "--type", "status", "-o", "json"}, extra...)...)
+	}
+	if res := query(rGone); res.Err != nil {
+		t.Fatalf("query before the shred: %s", res)
+	}
+
 	// Before the shred, a codec server shows both customers' data.
 	before := testenv.StartCodecServer(t, csOpts)
 	assertPlaintext(t, "CLI before the shred", show(rGone, "--codec-endpoint", before.URL).Stdout, gone)
@@ -116,6 +126,7 @@ func TestErasureByKey(t *testing.T) {
 	cmd.Env = append(cleanEnv(os.Environ()), "VAULT_TOKEN="+v.Token, "USER=dpo")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	shredAt := time.Now()
 	if err := cmd.Run(); err != nil || !strings.Contains(stdout.String(), "shredded the key of data subject "+gone.CustomerID) {
 		t.Fatalf("keys shred: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
 	}
@@ -143,6 +154,34 @@ func TestErasureByKey(t *testing.T) {
 	}
 	if !strings.Contains(after.Output(), `"msg":"erased payloads"`) {
 		t.Errorf("the codec server logged no erased payloads:\n%s", after.Output())
+	}
+
+	// Workers get the error, never stand-in data: a query replays the
+	// completed workflow on the worker, which must decode its input; the
+	// decode fails with codec.ErrErased, the workflow function never runs
+	// and the SDK answers that the query handler is unknown. The worker
+	// may still hold the customer's data key from before the shred for
+	// codec.DefaultSubjectKeyMaxAge (1 minute), not longer. The kept
+	// customer's query keeps working.
+	var last testenv.CLIResult
+	for {
+		last = query(rGone)
+		if last.Err != nil {
+			break
+		}
+		if time.Since(shredAt) > codec.DefaultSubjectKeyMaxAge+30*time.Second {
+			t.Fatalf("the worker still answers for the shredded customer %v after the shred:\n%s", time.Since(shredAt), last)
+		}
+		time.Sleep(2 * time.Second) // polling a real worker, with the deadline above
+	}
+	for _, s := range gone.all() {
+		if strings.Contains(last.String(), s) {
+			t.Errorf("the failed query shows %q", s)
+		}
+	}
+	t.Logf("the worker refused the shredded customer's query %v after the shred: %s", time.Since(shredAt).Round(time.Second), strings.TrimSpace(last.Stderr))
+	if res := query(rKept, "--codec-endpoint", after.URL); res.Err != nil || !strings.Contains(res.Stdout+strings.Join(decodedStrings(jsonDoc(res.Stdout)), ""), kept.Name) {
+		t.Errorf("query of the kept customer: %s", res)
 	}
 
 	// The Web UI: the shredded customer's page shows "erased", the kept
@@ -201,4 +240,10 @@ func vaultDump(t *testing.T, v *testenv.Vault) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+func jsonDoc(s string) any {
+	var doc any
+	json.Unmarshal([]byte(s), &doc)
+	return doc
 }
