@@ -142,7 +142,8 @@ type Options struct {
 	// SDK gives (workflow ID, activity's workflow ID, namespace); "" means
 	// none. Payloads with a subject are sealed under the subject's key, so
 	// shredding that key erases them (docs/ERASURE.md); the keyring must
-	// then implement keyring.SubjectKeyring (keyring/subject). Default:
+	// then implement keyring.SubjectKeyring (keyring/subject), and an ID
+	// that keyring.ValidSubject refuses fails Encode. Default:
 	// none; every payload uses the namespace's key.
 	Subject func(converter.SerializationContext) string
 
