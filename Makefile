@@ -22,6 +22,7 @@ test: tools build
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) fuzz
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd internal/oidcprovider && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 
 fuzz:
@@ -29,12 +30,18 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayload$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyFile$$' -fuzztime $(FUZZTIME) ./keyring
+	$(GO) test -run '^$$' -fuzz '^FuzzReadStaticKey$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyID$$' -fuzztime $(FUZZTIME) ./keyring/vault
 	$(GO) test -run '^$$' -fuzz '^FuzzDirUnwrap$$' -fuzztime $(FUZZTIME) ./keyring/subject
 	$(GO) test -run '^$$' -fuzz '^FuzzResolveNamespace$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzMarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzTooManyPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzZlibDecode$$' -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDocuments$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
+	$(GO) test -run '^$$' -fuzz '^FuzzScanBodyMetadata$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzClaimPermissions$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench: tools
@@ -53,3 +60,9 @@ demo: build
 
 clean:
 	rm -rf bin .data artifacts
+
+## demo-sso: the Web UI with OIDC sign-in in front of the codec server on HTTPS (see scripts/demo-sso.sh)
+.PHONY: demo-sso
+demo-sso: build
+	@./scripts/tools.sh temporal ui-server
+	@./scripts/demo-sso.sh

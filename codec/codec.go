@@ -16,6 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/envelopecodec/envelope/codec/internal/envelope"
 	"github.com/envelopecodec/envelope/keyring"
@@ -60,6 +61,16 @@ const (
 	DefaultSubjectKeyMaxAge  = time.Minute
 )
 
+// Bounds on [Options]; New refuses larger values.
+const (
+	// MaxDataKeyMaxUses is the NIST SP 800-38D limit on invocations of
+	// AES-GCM with random 96-bit nonces under one key.
+	MaxDataKeyMaxUses = 1 << 32
+	// MaxDataKeyMaxAge bounds how long a data key's plaintext stays in
+	// memory and in use for sealing.
+	MaxDataKeyMaxAge = 24 * time.Hour
+)
+
 // parallelThreshold is the batch size from which Decode opens payloads on
 // several goroutines.
 const parallelThreshold = 64
@@ -100,16 +111,22 @@ type Options struct {
 	// payload that is not sealed, instead of returning it unchanged: anyone
 	// who can write to Temporal can otherwise inject plaintext (a signal, a
 	// memo) that workers accept as genuine. Only nil payloads pass. Set it
-	// once no history holds payloads from before encryption. Default: false.
+	// once no history holds payloads from before encryption, together with
+	// RefuseLegacy: anyone who knows a legacy static key (the samples' own
+	// key is public) can seal a payload that decodes as genuine.
+	// Default: false.
 	RequireEncryption bool
 
 	// DataKeyMaxUses bounds how many payloads are sealed under one data key
 	// before a new one is requested. Default: 2^20 (see docs/FORMAT.md for
-	// why this keeps random-nonce collisions negligible).
+	// why this keeps random-nonce collisions negligible); at most
+	// MaxDataKeyMaxUses (2^32).
 	DataKeyMaxUses int
 
 	// DataKeyMaxAge bounds how long one data key is used for sealing.
-	// Default: one hour.
+	// Default: one hour; at most MaxDataKeyMaxAge (24 hours). A keyring
+	// that implements keyring.Rotating ends a data key's use sooner, as
+	// soon as its key-encryption key is no longer the active one.
 	DataKeyMaxAge time.Duration
 
 	// DecodeCacheSize is the number of unwrapped data keys kept for
@@ -152,6 +169,24 @@ type Options struct {
 	// long a shredded subject's payloads may still open (or new ones be
 	// sealed) in a process that cached the key. Default: one minute.
 	SubjectKeyMaxAge time.Duration
+
+	// Compress compresses payloads of at least CompressThreshold bytes
+	// (marshalled) with zlib before sealing them, when that makes them
+	// smaller; the sealed payload then holds a binary/zlib payload (see
+	// docs/FORMAT.md, "Compression"). Decode always decompresses such inner
+	// payloads, whatever this option says. Only use this if the length of a
+	// sealed payload may reveal how compressible its plaintext is: when an
+	// attacker can put chosen text next to a secret in one payload, the
+	// compressed length tells whether the two share bytes. Default: off.
+	Compress bool
+	// CompressThreshold is the smallest marshalled payload Compress
+	// compresses. Default: DefaultCompressThreshold (256 bytes).
+	CompressThreshold int
+	// MaxDecompressedBytes bounds what one Decode call decompresses, all
+	// payloads together (binary/zlib payloads inside sealed ones); more
+	// fails with ErrMalformed, so a decompression bomb costs no more than
+	// this. Default: DefaultMaxDecompressedBytes (64 MiB).
+	MaxDecompressedBytes int64
 }
 
 // Codec is a converter.PayloadCodec that seals payloads with AES-256-GCM
@@ -170,6 +205,7 @@ var (
 // core is shared by a Codec and the namespace-bound Codecs derived from it.
 type core struct {
 	kr   keyring.Keyring
+	rot  keyring.Rotating // kr, if it reports key generations
 	opts Options
 
 	encMu sync.Mutex
@@ -179,6 +215,8 @@ type core struct {
 	seed maphash.Seed
 
 	legacy sync.Map // key ID -> *openKey, for keyring.LegacyKeys
+
+	zp zpools // zlib state for Options.Compress and inner binary/zlib payloads
 }
 
 // sealKey is a cached data key for encoding.
@@ -187,6 +225,7 @@ type sealKey struct {
 	aad     []byte
 	md      envelope.Metadata
 	expires time.Time
+	gen     uint64 // the keyring's key generation when the key was made
 	uses    atomic.Int64
 }
 
@@ -209,11 +248,20 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
 	}
+	if len(opts.Namespace) > envelope.MaxNamespaceLen {
+		return nil, fmt.Errorf("codec: Namespace is %d bytes, at most %d allowed", len(opts.Namespace), envelope.MaxNamespaceLen)
+	}
 	if err := checkPolicy(&opts); err != nil {
 		return nil, err
 	}
 	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 || opts.SubjectKeyMaxAge < 0 {
 		return nil, errors.New("codec: negative option")
+	}
+	if opts.DataKeyMaxUses > MaxDataKeyMaxUses {
+		return nil, fmt.Errorf("codec: DataKeyMaxUses is %d, at most %d (2^32, the NIST SP 800-38D limit for random nonces) allowed", opts.DataKeyMaxUses, MaxDataKeyMaxUses)
+	}
+	if opts.DataKeyMaxAge > MaxDataKeyMaxAge {
+		return nil, fmt.Errorf("codec: DataKeyMaxAge is %s, at most %s allowed", opts.DataKeyMaxAge, MaxDataKeyMaxAge)
 	}
 	if opts.DataKeyMaxUses == 0 {
 		opts.DataKeyMaxUses = DefaultDataKeyMaxUses
@@ -236,11 +284,21 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CompressThreshold < 0 || opts.MaxDecompressedBytes < 0 {
+		return nil, errors.New("codec: negative option")
+	}
+	if opts.CompressThreshold == 0 {
+		opts.CompressThreshold = DefaultCompressThreshold
+	}
+	if opts.MaxDecompressedBytes == 0 {
+		opts.MaxDecompressedBytes = DefaultMaxDecompressedBytes
+	}
 	cache, err := lru.New[uint64, *openKey](opts.DecodeCacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
 	c := &core{kr: kr, opts: opts, enc: make(map[sealKeyID]*sealKey), dec: cache, seed: maphash.MakeSeed()}
+	c.rot, _ = kr.(keyring.Rotating)
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
 
@@ -297,6 +355,15 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
 			}
 		}
+		if c.core.opts.Compress && proto.Size(p) >= c.core.opts.CompressThreshold {
+			z, smaller, err := c.core.zp.deflate(p)
+			if err != nil {
+				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
+			}
+			if smaller {
+				p = z
+			}
+		}
 		data, err := envelope.Seal(key.aead, key.aad, p)
 		if err != nil {
 			return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
@@ -307,13 +374,25 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 }
 
 // sealKey returns a data key for sealing one payload, counting the use. It
-// asks the keyring for a new key when the cached one is used up or too old.
+// asks the keyring for a new key when the cached one is used up, too old,
+// or wrapped under a key-encryption key the keyring may no longer hold
+// active (keyring.Rotating).
 func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey, error) {
+	if len(namespace) > envelope.MaxNamespaceLen {
+		// Decode refuses such a payload: sealing it would lose the data.
+		return nil, fmt.Errorf("namespace is %d bytes, at most %d allowed", len(namespace), envelope.MaxNamespaceLen)
+	}
 	c.encMu.Lock()
 	defer c.encMu.Unlock()
 	now := c.opts.Now()
+	var gen uint64
+	if c.rot != nil {
+		// Read before NewDataKey: a rotation during the call leaves the
+		// new key marked stale, never a stale key marked current.
+		gen = c.rot.KeyGeneration()
+	}
 	id := sealKeyID{namespace, subject}
-	if k := c.enc[id]; k != nil && now.Before(k.expires) && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
+	if k := c.enc[id]; k != nil && now.Before(k.expires) && k.gen == gen && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
 		return k, nil
 	}
 	dk, err := c.newDataKey(ctx, namespace, subject)
@@ -330,6 +409,7 @@ func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey
 		aad:     envelope.AADv2(namespace, dk.KeyID, dk.Wrapped),
 		md:      envelope.NewMetadataV2(namespace, dk.KeyID, dk.Wrapped),
 		expires: now.Add(c.maxAge(dk.KeyID, c.opts.DataKeyMaxAge)),
+		gen:     gen,
 	}
 	k.uses.Store(1)
 	c.enc[id] = k
@@ -421,6 +501,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 	}
 	out := make([]*commonpb.Payload, len(payloads))
+	inflateBudget := newBudget(ctx, c.core.opts.MaxDecompressedBytes)
 	open := func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if keys[i] == nil {
@@ -430,6 +511,11 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
 			if err != nil {
 				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
+			}
+			if isZlib(p) { // compressed before sealing (Options.Compress, the samples' zlib codec)
+				if p, err = c.core.zp.inflate(p, inflateBudget); err != nil {
+					return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
+				}
 			}
 			out[i] = p
 		}
@@ -485,9 +571,14 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 	}
 	secrets, err := c.core.kr.UnwrapDataKeys(ctx, c.namespace, req)
 	if err != nil {
+		// Name the payload of the key that failed when the keyring says
+		// which (keyring.KeyError), else the first payload of the call.
 		first := missing[0].at[0]
 		for _, m := range missing {
 			first = min(first, m.at[0])
+		}
+		if j, ok := keyring.FailedKey(err); ok && j >= 0 && j < len(missing) {
+			first = missing[j].at[0]
 		}
 		return fmt.Errorf("codec: decode payload %d: unwrap data key: %w", first, err)
 	}

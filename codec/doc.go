@@ -21,7 +21,8 @@
 // New payloads use the keyring's active key; payloads sealed under older
 // keys decode as long as the keyring still holds them. One data key seals at
 // most [Options].DataKeyMaxUses payloads and is used for at most
-// DataKeyMaxAge; unwrapped data keys are kept in a bounded LRU for decoding,
+// DataKeyMaxAge, and no longer once the keyring reports a rotation
+// ([keyring.Rotating]: a reloaded key file, a new Vault key version); unwrapped data keys are kept in a bounded LRU for decoding,
 // and one Decode unwraps all the data keys it lacks in a single keyring
 // call.
 //
@@ -55,9 +56,13 @@
 // encryption was switched on) unchanged unless Options.RequireEncryption is
 // set ([ErrNotEncrypted]), and decodes payloads of the Temporal samples'
 // static-key codec when the keyring holds their key as a legacy key
-// ([keyring.LegacyKeys]) and Options.RefuseLegacy is not set. Encode never
-// seals a sealed payload again. A payload that claims to be sealed but
-// cannot be opened fails with [ErrMalformed], [ErrUnsupported],
-// [ErrDecrypt], [ErrNamespace] or a keyring error, and Decode then returns
-// no payloads at all.
+// ([keyring.LegacyKeys]) and Options.RefuseLegacy is not set, including the
+// samples' compressed form: a binary/zlib payload (the SDK's
+// converter.NewZlibCodec format) found inside a sealed payload is
+// decompressed, within Options.MaxDecompressedBytes. Options.Compress writes
+// that form too (off by default); [Zlib] reads binary/zlib payloads that
+// are not sealed. Encode never seals a sealed payload again. A payload that
+// claims to be sealed but cannot be opened fails with [ErrMalformed],
+// [ErrUnsupported], [ErrDecrypt], [ErrNamespace] or a keyring error, and
+// Decode then returns no payloads at all.
 package codec

@@ -28,7 +28,7 @@ func subjectCodec(t *testing.T, opts codec.Options) *codec.Codec {
 	return c
 }
 
-func keyIDOf(t *testing.T, c *codec.Codec) (string, string) {
+func subjectKeyIDOf(t *testing.T, c *codec.Codec) (string, string) {
 	t.Helper()
 	out, err := c.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`1`)}})
 	if err != nil {
@@ -69,9 +69,9 @@ func TestSubjectSelection(t *testing.T) {
 	}
 	// The seal cache is per (namespace, subject): each gets its own data
 	// key, and each reuses its own on the next payload.
-	idA, wA := keyIDOf(t, a)
-	idB, wB := keyIDOf(t, b)
-	idN, wN := keyIDOf(t, none)
+	idA, wA := subjectKeyIDOf(t, a)
+	idB, wB := subjectKeyIDOf(t, b)
+	idN, wN := subjectKeyIDOf(t, none)
 	if !strings.HasPrefix(idA, "subject/dir/alice/") || !strings.HasPrefix(idB, "subject/dir/bob/") || keyring.IsSubjectKeyID(idN) {
 		t.Fatalf("key IDs %q %q %q", idA, idB, idN)
 	}
@@ -80,7 +80,7 @@ func TestSubjectSelection(t *testing.T) {
 		c       *codec.Codec
 		wrapped string
 	}{{"alice", a, wA}, {"bob", b, wB}, {"none", none, wN}} {
-		if _, w := keyIDOf(t, tc.c); w != tc.wrapped {
+		if _, w := subjectKeyIDOf(t, tc.c); w != tc.wrapped {
 			t.Errorf("%s: the second payload got another data key; want the cached one", tc.name)
 		}
 	}

@@ -1,9 +1,13 @@
 package codecserver
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // audit returns middleware that writes one line per encode or decode
@@ -42,4 +46,98 @@ func audit(logger *slog.Logger, op string) func(http.Handler) http.Handler {
 			logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
 		})
 	}
+}
+
+// auditJSON returns middleware that writes the same audit line as audit
+// with a JSON slog handler (and a "log":"audit" attribute), encoded by
+// hand straight to w in one Write: the slog JSON handler was a fifth of
+// the server's time on a one-payload request.
+func auditJSON(w io.Writer, op string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: rw}
+			next.ServeHTTP(sw, r)
+			s := stateOf(r)
+			out := "ok"
+			if s.reason != "" {
+				out = s.reason
+			}
+			bp := auditBufs.Get().(*[]byte)
+			b := (*bp)[:0]
+			b = append(b, `{"time":"`...)
+			b = start.AppendFormat(b, time.RFC3339Nano)
+			b = append(b, `","level":"INFO","msg":"audit","log":"audit","request_id":`...)
+			b = appendJSONStr(b, s.id)
+			b = append(b, `,"subject":`...)
+			b = appendJSONStr(b, s.subject)
+			b = append(b, `,"auth":`...)
+			b = appendJSONStr(b, s.auth)
+			b = append(b, `,"namespace":`...)
+			b = appendJSONStr(b, s.namespace)
+			b = append(b, `,"route":`...)
+			b = appendJSONStr(b, op)
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, int64(s.count), 10)
+			b = append(b, `,"status":`...)
+			b = strconv.AppendInt(b, int64(sw.code()), 10)
+			b = append(b, `,"outcome":`...)
+			b = appendJSONStr(b, out)
+			b = append(b, `,"remote":`...)
+			b = appendJSONStr(b, r.RemoteAddr)
+			b = append(b, `,"duration":`...)
+			b = strconv.AppendInt(b, int64(time.Since(start)), 10)
+			if s.sealedNamespace != "" {
+				// A payload sealed for another namespace: both names.
+				b = append(b, `,"sealed_namespace":`...)
+				b = appendJSONStr(b, s.sealedNamespace)
+			}
+			b = append(b, "}\n"...)
+			w.Write(b)
+			*bp = b
+			auditBufs.Put(bp)
+		})
+	}
+}
+
+var auditBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendJSONStr appends s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, as encoding/json
+// and slog do (without HTML escaping).
+func appendJSONStr(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }

@@ -16,12 +16,17 @@ type Identity struct {
 	Permissions Permissions
 }
 
-// ClientCertPermissions maps the subject common name of a verified client
-// certificate to its permissions, for mTLS without tokens.
+// ClientCertPermissions maps identities of a verified client certificate
+// to permissions, for mTLS without tokens. A key is the subject common
+// name, written bare or as "cn:<name>"; a subject alternative name as
+// "uri:<URI>", "dns:<name>" or "email:<address>"; or "*", which every
+// verified certificate matches. A certificate gets the permissions of
+// every key it matches.
 type ClientCertPermissions map[string]Permissions
 
-// ParseClientCertPermissions parses entries "<common name>=<namespace>:<role>",
-// as given to --client-permission. Entries for the same name add up.
+// ParseClientCertPermissions parses entries "<identity>=<namespace>:<role>",
+// as given to --client-permission, where identity is a key of
+// [ClientCertPermissions]. Entries for the same identity add up.
 func ParseClientCertPermissions(entries []string) (ClientCertPermissions, error) {
 	raw := make(map[string][]string)
 	for _, e := range entries {
@@ -79,6 +84,9 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*Ide
 	if a.requireCert && cert == nil {
 		return nil, errNoClientCert
 	}
+	if cert != nil && commonNames(cert) > 1 {
+		return nil, errAmbiguousCert
+	}
 	if a.open {
 		id := &Identity{Method: "none", Permissions: AllPermissions()}
 		if cert != nil {
@@ -102,9 +110,76 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (*Ide
 	return nil, errNoCredentials
 }
 
+// errAmbiguousCert refuses a client certificate whose subject holds more
+// than one common name: which one a mapping, a log or a proxy reads is a
+// matter of taste, so none is trusted.
+var errAmbiguousCert = newError(http.StatusForbidden, "client_certificate",
+	"the client certificate has more than one subject common name", nil)
+
+var oidCommonName = []int{2, 5, 4, 3}
+
+// commonNames counts the common names in the certificate's subject.
+func commonNames(cert *x509.Certificate) int {
+	n := 0
+	for _, atv := range cert.Subject.Names {
+		if atv.Type.Equal(oidCommonName) {
+			n++
+		}
+	}
+	return n
+}
+
+// certIdentity returns the identity of a verified certificate: the union
+// of the permissions of every key it matches, and as subject the first
+// match (CN, then URI, DNS, email SANs, then "*"), or the CN.
 func certIdentity(cert *x509.Certificate, m ClientCertPermissions) *Identity {
 	cn := cert.Subject.CommonName
-	return &Identity{Subject: cn, Method: "mtls", Permissions: m[cn]}
+	id := &Identity{Subject: cn, Method: "mtls", Permissions: Permissions{byNS: make(map[string]Role)}}
+	matched := false
+	add := func(key, subject string) {
+		p, ok := m[key]
+		if !ok {
+			return
+		}
+		if !matched {
+			id.Subject, matched = subject, true
+		}
+		id.Permissions.merge(p)
+	}
+	if cn != "" {
+		if bareCNKey(cn) {
+			add(cn, cn)
+		}
+		add("cn:"+cn, cn)
+	}
+	for _, u := range cert.URIs {
+		add("uri:"+u.String(), "uri:"+u.String())
+	}
+	for _, d := range cert.DNSNames {
+		add("dns:"+d, "dns:"+d)
+	}
+	for _, e := range cert.EmailAddresses {
+		add("email:"+e, "email:"+e)
+	}
+	add("*", cn)
+	return id
+}
+
+// bareCNKey reports whether a common name may be looked up as a bare key:
+// not when it spells another kind of key ("uri:...", "dns:...",
+// "email:...", "cn:..." or "*"), or a certificate whose CN reads
+// "uri:spiffe://example.org/admin" would get what is mapped to that URI
+// SAN. Such a CN still matches its "cn:" key.
+func bareCNKey(cn string) bool {
+	if cn == "*" {
+		return false
+	}
+	for _, p := range [...]string{"cn:", "uri:", "dns:", "email:"} {
+		if len(cn) >= len(p) && strings.EqualFold(cn[:len(p)], p) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeAuthChallenge adds the WWW-Authenticate challenge of RFC 6750 to a 401.

@@ -53,7 +53,8 @@ func NormalizeOrigin(origin string) (string, error) {
 
 // CORS returns middleware that answers preflight requests and adds CORS
 // headers for the listed origins only, with credentials allowed, the
-// headers Content-Type, X-Namespace and Authorization, X-Request-Id
+// headers Content-Type, X-Namespace, Authorization and
+// Authorization-Extras (the Web UI's ID token, ignored), X-Request-Id
 // exposed, and preflights cached for maxAge (DefaultCORSMaxAge if zero).
 // A request from any other origin gets no CORS headers. It fails on "*" or
 // a malformed origin. With no origins it returns a pass-through.
@@ -76,11 +77,14 @@ func CORS(origins []string, maxAge time.Duration) (func(http.Handler) http.Handl
 	for _, o := range norm {
 		allowed[o] = true
 	}
+	// The Web UI with OIDC sign-in sends the ID token in
+	// Authorization-Extras next to the access token in Authorization; the
+	// server ignores it, but the preflight must allow it.
 	c := cors.New(cors.Options{
 		// An exact, case-sensitive comparison of what the browser sends.
 		AllowOriginFunc:  func(origin string) bool { return allowed[origin] },
 		AllowedMethods:   []string{http.MethodPost, http.MethodGet},
-		AllowedHeaders:   []string{"Content-Type", "X-Namespace", "Authorization"},
+		AllowedHeaders:   []string{"Content-Type", "X-Namespace", "Authorization", "Authorization-Extras"},
 		ExposedHeaders:   []string{RequestIDHeader},
 		AllowCredentials: true,
 		MaxAge:           int(maxAge / time.Second),

@@ -6,42 +6,62 @@ import (
 )
 
 // tooManyPayloads reports whether the top-level "payloads" array of body
-// holds more than limit elements. It runs before protojson, which builds a
-// message per payload: a body of tiny payloads ({"payloads":[{},{},...]})
-// costs ~3 bytes of body and well over 100 bytes of heap per payload.
+// holds more than limit elements; see scanBody.
+func tooManyPayloads(body []byte, limit int) bool {
+	return scanBody(body, limit, -1) == scanTooManyPayloads
+}
+
+// scanVerdict is what scanBody found.
+type scanVerdict int
+
+const (
+	scanOK scanVerdict = iota
+	scanTooManyPayloads
+	scanTooMuchMetadata
+)
+
+// scanBody reports whether the top-level "payloads" array of body holds
+// more than maxPayloads elements, or its elements' "metadata" objects more
+// than maxMetadata entries in all (maxMetadata < 0: not counted). It runs
+// before protojson, which builds a message per payload and a map entry per
+// metadata entry: a body of tiny payloads ({"payloads":[{},{},...]})
+// costs ~3 bytes of body and well over 100 bytes of heap per payload, and
+// an empty metadata entry ("":"",) 6 bytes of body and ~200 bytes of heap.
 //
 // It is a single forward pass over body that allocates nothing: it skips
-// the values of other keys and each element of the array (strings with
-// bytes.IndexByte, objects and arrays with a depth counter) and stops at
-// the first element past limit. On valid JSON it counts exactly what
-// encoding/json's Decoder would (count_test.go checks it against one, by
-// fuzzing too); the Decoder itself is too slow for the hot path (it would
-// add ~70% to a 2,000-payload decode). Anything it cannot follow
-// (malformed JSON, "payloads" not an array) is left to protojson, which
-// refuses it with the usual 400; the count after protojson stays as the
-// authoritative check.
-func tooManyPayloads(body []byte, limit int) bool {
+// the values of other keys (strings with bytes.IndexByte, objects and
+// arrays with a depth counter), walks each payload object's "metadata"
+// object member by member, and stops at the first element or entry past a
+// limit. On valid JSON it counts exactly what encoding/json's Decoder
+// would (count_test.go checks it against one, by fuzzing too); the Decoder
+// itself is too slow for the hot path (it would add ~70% to a 2,000-payload
+// decode). Anything it cannot follow (malformed JSON, "payloads" not an
+// array) is left to protojson, which refuses it with the usual 400; the
+// count after protojson stays as the authoritative check of payloads.
+func scanBody(body []byte, maxPayloads, maxMetadata int) scanVerdict {
 	// n elements take at least 2n-1 bytes (a one-byte value and a comma
-	// each), so a short body cannot hold more than limit.
-	if int64(len(body)) < 2*int64(limit)+1 {
-		return false
+	// each) and n metadata entries at least 6n-1 ("":"" and a comma), so
+	// a short body cannot hold more than the limits.
+	short := int64(len(body)) < 2*int64(maxPayloads)+1
+	if short && (maxMetadata < 0 || int64(len(body)) < 6*int64(maxMetadata)+5) {
+		return scanOK
 	}
 	s := jsonScanner{b: body}
 	if s.peek() != '{' {
-		return false
+		return scanOK
 	}
 	s.i++
 	if s.peek() == '}' {
-		return false
+		return scanOK
 	}
-	n := 0
+	n, meta := 0, 0
 	for {
 		if s.peek() != '"' {
-			return false
+			return scanOK
 		}
 		key, ok := s.str()
 		if !ok || s.peek() != ':' {
-			return false
+			return scanOK
 		}
 		s.i++
 		if keyIs(key, "payloads") && s.peek() == '[' {
@@ -52,15 +72,79 @@ func tooManyPayloads(body []byte, limit int) bool {
 				s.i++
 			} else {
 				for {
-					if n++; n > limit {
+					if n++; n > maxPayloads {
+						return scanTooManyPayloads
+					}
+					if maxMetadata >= 0 && s.peek() == '{' {
+						if !s.payload(&meta, maxMetadata) {
+							return scanOK
+						}
+						if meta > maxMetadata {
+							return scanTooMuchMetadata
+						}
+					} else if !s.skip() {
+						return scanOK
+					}
+					c := s.peek()
+					s.i++
+					if c == ']' {
+						break
+					}
+					if c != ',' {
+						return scanOK
+					}
+				}
+			}
+		} else if !s.skip() {
+			return scanOK
+		}
+		if s.peek() != ',' {
+			return scanOK // '}' (done) or malformed
+		}
+		s.i++
+	}
+}
+
+// payload walks one payload object (s.i at its '{'), adding the members of
+// its "metadata" objects to *meta; it stops early once *meta passes max.
+// It reports false where it cannot follow the JSON.
+func (s *jsonScanner) payload(meta *int, max int) bool {
+	s.i++ // '{'
+	if s.peek() == '}' {
+		s.i++
+		return true
+	}
+	for {
+		if s.peek() != '"' {
+			return false
+		}
+		key, ok := s.str()
+		if !ok || s.peek() != ':' {
+			return false
+		}
+		s.i++
+		if keyIs(key, "metadata") && s.peek() == '{' {
+			s.i++
+			if s.peek() == '}' {
+				s.i++
+			} else {
+				for {
+					if *meta++; *meta > max {
 						return true
 					}
+					if s.peek() != '"' {
+						return false
+					}
+					if _, ok := s.str(); !ok || s.peek() != ':' {
+						return false
+					}
+					s.i++
 					if !s.skip() {
 						return false
 					}
 					c := s.peek()
 					s.i++
-					if c == ']' {
+					if c == '}' {
 						break
 					}
 					if c != ',' {
@@ -71,10 +155,15 @@ func tooManyPayloads(body []byte, limit int) bool {
 		} else if !s.skip() {
 			return false
 		}
-		if s.peek() != ',' {
-			return false // '}' (done) or malformed
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
 		}
-		s.i++
 	}
 }
 

@@ -7,8 +7,6 @@ import (
 	"strconv"
 
 	commonpb "go.temporal.io/api/common/v1"
-
-	"github.com/envelopecodec/envelope/codec"
 )
 
 // Erased payloads: a decode whose payloads include some sealed for a data
@@ -37,28 +35,53 @@ func erasedPayload() *commonpb.Payload {
 	}
 }
 
-// decode decodes for a person looking at a history: erased payloads are
-// replaced and counted in ErasedHeader instead of failing the request.
-func (s *Server) decode(ctx context.Context, w http.ResponseWriter, r *http.Request, c *codec.Codec, in []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	out, erased, err := c.DecodeErasable(ctx, in)
-	if err != nil || len(erased) == 0 {
-		return out, err
+// erasableCodec is implemented by codecs that can tell erased payloads
+// apart (codec.Codec.DecodeErasable).
+type erasableCodec interface {
+	DecodeErasable(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, []int, error)
+}
+
+// decodeShowingErased decodes like chain.decode for a person looking at a
+// history: payloads an erasable codec reports erased are replaced and
+// counted in ErasedHeader instead of failing the request. The replacement
+// is json/plain, so the codecs after it pass it through.
+func (s *Server) decodeShowingErased(ctx context.Context, w http.ResponseWriter, r *http.Request, c chain, in []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	payloads := in
+	erased := 0
+	for _, pc := range c {
+		var err error
+		var gone []int
+		switch cc := pc.(type) {
+		case erasableCodec:
+			payloads, gone, err = cc.DecodeErasable(ctx, payloads)
+		case contextCodec:
+			payloads, err = cc.DecodeContext(ctx, payloads)
+		default:
+			payloads, err = pc.Decode(payloads)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range gone {
+			payloads[i] = erasedPayload()
+		}
+		erased += len(gone)
 	}
-	for _, i := range erased {
-		out[i] = erasedPayload()
+	if erased == 0 {
+		return payloads, nil
 	}
-	w.Header().Set(ErasedHeader, strconv.Itoa(len(erased)))
+	w.Header().Set(ErasedHeader, strconv.Itoa(erased))
 	st := stateOf(r)
 	attrs := []slog.Attr{
 		slog.String("request_id", st.id),
 		slog.String("subject", st.subject),
 		slog.String("namespace", st.namespace),
-		slog.Int("erased", len(erased)),
+		slog.Int("erased", erased),
 		slog.Int("count", len(in)),
 	}
 	s.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "erased payloads", attrs...)
 	if s.cfg.AuditLog != nil {
 		s.cfg.AuditLog.LogAttrs(ctx, slog.LevelInfo, "erased payloads", attrs...)
 	}
-	return out, nil
+	return payloads, nil
 }

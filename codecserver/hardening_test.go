@@ -254,6 +254,7 @@ func TestLoopbackHostOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		req.Host = host
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -26,6 +26,9 @@ type Metrics struct {
 	keyringCalls *prometheus.CounterVec
 	dataKeys     *prometheus.CounterVec
 	certExpiry   prometheus.Gauge
+
+	keyReloads       *prometheus.CounterVec
+	keyReloadFailing prometheus.Gauge
 }
 
 // NewMetrics returns Metrics registered on a new private registry, with
@@ -57,6 +60,12 @@ func NewMetrics() *Metrics {
 			Name: "codec_server_tls_cert_expiry_timestamp_seconds", Help: "Expiry (Unix time) of the serving TLS certificate.",
 		}),
 	}
+	m.keyReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "codec_server_key_file_reloads_total", Help: "Key file reload attempts by outcome (ok, error).",
+	}, []string{"outcome"})
+	m.keyReloadFailing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "codec_server_key_file_reload_failures", Help: "Key file reloads failed in a row; 0 after a successful one.",
+	})
 	reg.MustRegister(m.requests, m.duration, m.payloads, m.failures, m.keyringCalls, m.dataKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -200,6 +209,16 @@ func outcome(err error) string {
 	return "ok"
 }
 
+// KeyGeneration forwards keyring.Rotating, so the codec still notices
+// rotations through the wrapper; a keyring that does not rotate reports a
+// constant generation.
+func (k *instrumentedKeyring) KeyGeneration() uint64 {
+	if r, ok := k.kr.(keyring.Rotating); ok {
+		return r.KeyGeneration()
+	}
+	return 0
+}
+
 func (k *instrumentedKeyring) NewDataKey(ctx context.Context, ns string) (keyring.DataKey, error) {
 	dk, err := k.kr.NewDataKey(ctx, ns)
 	k.m.keyringCalls.WithLabelValues("new_data_key", outcome(err)).Inc()
@@ -210,6 +229,24 @@ func (k *instrumentedKeyring) UnwrapDataKeys(ctx context.Context, ns string, key
 	out, err := k.kr.UnwrapDataKeys(ctx, ns, keys)
 	k.m.keyringCalls.WithLabelValues("unwrap_data_keys", outcome(err)).Inc()
 	return out, err
+}
+
+// ObserveKeyReload records one key file reload attempt; pass it as
+// keyring.FileOptions.OnReload. The metrics are registered on first use, so
+// servers without a key file do not export them. A nil *Metrics ignores it.
+func (m *Metrics) ObserveKeyReload(err error) {
+	if m == nil {
+		return
+	}
+	_ = m.reg.Register(m.keyReloads)
+	_ = m.reg.Register(m.keyReloadFailing)
+	if err != nil {
+		m.keyReloads.WithLabelValues("error").Inc()
+		m.keyReloadFailing.Inc()
+		return
+	}
+	m.keyReloads.WithLabelValues("ok").Inc()
+	m.keyReloadFailing.Set(0)
 }
 
 // ObserveDecode counts how decodes found their data keys; pass it as

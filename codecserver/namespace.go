@@ -13,10 +13,14 @@ const maxNamespaceLen = 255
 var errNamespaceConflict = errors.New("the namespace in the path and the X-Namespace header differ")
 
 // ValidNamespace checks that ns is a plausible Temporal namespace name:
-// 1 to 255 bytes of ASCII letters, digits, '-', '_' and '.'.
+// 1 to 255 bytes of ASCII letters, digits, '-', '_' and '.', other than
+// "." and ".." (which path handling anywhere may resolve).
 func ValidNamespace(ns string) error {
 	if ns == "" {
 		return errors.New("empty namespace")
+	}
+	if ns == "." || ns == ".." {
+		return errors.New("namespace cannot be \".\" or \"..\"")
 	}
 	if len(ns) > maxNamespaceLen {
 		return fmt.Errorf("namespace is %d bytes, at most %d allowed", len(ns), maxNamespaceLen)

@@ -3,6 +3,7 @@ package codecserver
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -114,7 +115,7 @@ func ParsePermissions(entries []string) (Permissions, error) {
 			if !ok {
 				return Permissions{}, fmt.Errorf("permission for namespace %q has an unknown role", truncate(ns, 64))
 			}
-			if ns == SystemNamespace {
+			if ns == SystemNamespace || ns == TemporalSystemNamespace {
 				p.system |= role
 				continue
 			}
@@ -132,4 +133,122 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// TemporalSystemNamespace is Temporal's own name for the system scope
+// ("temporal-system:admin"); it is read like SystemNamespace.
+const TemporalSystemNamespace = "temporal-system"
+
+// claimPermissions reads a token's permissions claim the way Temporal's
+// default JWT claim mapper does: each entry that is a string of the form
+// "<namespace>:<role>" (or, with re set, that re matches, taking its named
+// groups "namespace" and "role") grants that role; entries that are not
+// strings, do not have that shape, name an unknown role or an invalid
+// namespace are ignored and counted in ignored. So one odd entry never
+// spoils the token: it is judged by its other entries. A claim that is one
+// string holds entries separated by spaces or commas. At most
+// maxPermissions entries are read.
+func claimPermissions(raw any, re *PermissionsRegex) (p Permissions, ignored int) {
+	p = Permissions{byNS: make(map[string]Role)}
+	var entries []any
+	switch x := raw.(type) {
+	case nil:
+		return p, 0
+	case []any:
+		entries = x
+	case []string:
+		for _, s := range x {
+			entries = append(entries, s)
+		}
+	case string:
+		for _, f := range strings.FieldsFunc(x, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
+			entries = append(entries, f)
+		}
+	default:
+		return p, 1
+	}
+	for n, e := range entries {
+		if n >= maxPermissions {
+			ignored += len(entries) - n
+			break
+		}
+		s, ok := e.(string)
+		if !ok {
+			ignored++
+			continue
+		}
+		ns, roleName, ok := re.split(s)
+		if !ok {
+			ignored++
+			continue
+		}
+		role, ok := roleNames[strings.ToLower(roleName)]
+		if !ok {
+			ignored++
+			continue
+		}
+		if ns == SystemNamespace || ns == TemporalSystemNamespace {
+			p.system |= role
+			continue
+		}
+		if ValidNamespace(ns) != nil {
+			ignored++
+			continue
+		}
+		p.byNS[ns] |= role
+	}
+	return p, ignored
+}
+
+// PermissionsRegex parses permission entries of other shapes than
+// "<namespace>:<role>", like Temporal's permissionsRegex: the named groups
+// "namespace" and "role" of the first match are taken.
+type PermissionsRegex struct {
+	re         *regexp.Regexp
+	nsI, roleI int
+}
+
+// CompilePermissionsRegex compiles expr, which must have the named groups
+// "namespace" and "role".
+func CompilePermissionsRegex(expr string) (*PermissionsRegex, error) {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("codecserver: permissions regex: %w", err)
+	}
+	pr := &PermissionsRegex{re: re, nsI: re.SubexpIndex("namespace"), roleI: re.SubexpIndex("role")}
+	if pr.nsI < 0 || pr.roleI < 0 {
+		return nil, errors.New("codecserver: permissions regex needs the named groups (?P<namespace>...) and (?P<role>...)")
+	}
+	return pr, nil
+}
+
+// String returns the expression.
+func (pr *PermissionsRegex) String() string {
+	if pr == nil {
+		return ""
+	}
+	return pr.re.String()
+}
+
+// split splits one entry into namespace and role: by pr when set, else at
+// the first ':' as Temporal does.
+func (pr *PermissionsRegex) split(s string) (ns, role string, ok bool) {
+	if pr == nil {
+		ns, role, ok = strings.Cut(s, ":")
+		return ns, role, ok && ns != ""
+	}
+	m := pr.re.FindStringSubmatch(s)
+	if m == nil {
+		return "", "", false
+	}
+	return m[pr.nsI], m[pr.roleI], m[pr.nsI] != ""
+}
+
+// merge adds the roles of q to p (p must have a map).
+func (p *Permissions) merge(q Permissions) {
+	p.all = p.all || q.all
+	p.system |= q.system
+	for ns, r := range q.byNS {
+		p.byNS[ns] |= r
+	}
 }

@@ -7,13 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
@@ -29,18 +34,41 @@ const (
 	DefaultMaxBodyBytes  = 8 << 20
 	DefaultMaxPayloads   = 10000
 	DefaultReadyzTimeout = 3 * time.Second
+	// DefaultMaxMetadataEntries bounds the metadata entries of all
+	// payloads in one request: 10 per payload at DefaultMaxPayloads, where
+	// a real payload has 1 to 5 (encoding, messageType, the envelope's
+	// own). An empty entry costs ~6 bytes of body and ~200 bytes of heap.
+	DefaultMaxMetadataEntries = 100000
+	// DefaultMaxInFlightBodyBytes bounds the body bytes all requests hold
+	// together: three bodies at DefaultMaxBodyBytes. A request holds up to
+	// ~5x its body while it is served (docs/SERVER.md, measured), so that
+	// the whole server stays well inside the 256 MiB of deploy/kubernetes.
+	DefaultMaxInFlightBodyBytes = 3 * DefaultMaxBodyBytes
+	// DefaultReadyzCacheTTL is how long a /readyz verdict is reused.
+	DefaultReadyzCacheTTL = 2 * time.Second
 )
 
 // NamespaceHeader names the namespace of a request's payloads.
 const NamespaceHeader = "X-Namespace"
 
-// Config configures a [Server]. Codec is required, and so is one way to
-// authenticate (JWT or ClientCertPermissions) unless Unauthenticated is
-// set. All other fields are optional.
+// Config configures a [Server]. Codec or Codecs is required, and so is one
+// way to authenticate (JWT or ClientCertPermissions) unless Unauthenticated
+// is set. All other fields are optional.
 type Config struct {
 	// Codec encodes and decodes; the server calls Codec.ForNamespace with
-	// each request's namespace.
+	// each request's namespace. Setting it is the same as setting Codecs to
+	// just this codec; set one of the two.
 	Codec *codec.Codec
+	// Codecs is a chain of codecs applied in order as by the SDK's
+	// converter.NewPayloadCodecHTTPHandler(codecs...) and
+	// NewCodecDataConverter: /decode runs Codecs[0] first, /encode runs the
+	// last first. For the Temporal samples' layout list the envelope codec
+	// first and a compression codec (codec.NewZlib) after it. Codecs that
+	// implement converter.PayloadCodecWithSerializationContext (the envelope
+	// codec does) get each request's namespace through
+	// WithSerializationContext; codecs with EncodeContext/DecodeContext
+	// methods get the request's context.
+	Codecs []converter.PayloadCodec
 	// Keyring, when it implements keyring.Checker, backs /readyz.
 	Keyring keyring.Keyring
 
@@ -83,12 +111,32 @@ type Config struct {
 	// MaxPayloads bounds the payloads in one request (413 above).
 	// Default: 10000.
 	MaxPayloads int
+	// MaxMetadataEntries bounds the metadata entries of all payloads in
+	// one request (413 above), counted before the body is parsed.
+	// Default: DefaultMaxMetadataEntries.
+	MaxMetadataEntries int
+	// MaxInFlightBodyBytes bounds the request body bytes (buffer capacity)
+	// and the bytes /decode decompresses (codecs that take a context, see
+	// codec.WithDecompressionBudget) all requests hold together; a request
+	// that would pass it gets 503 with Retry-After. Default:
+	// DefaultMaxInFlightBodyBytes.
+	MaxInFlightBodyBytes int64
+
+	// ReadyzCacheTTL is how long a /readyz verdict is reused; concurrent
+	// probes share one keyring check. Default: DefaultReadyzCacheTTL;
+	// negative checks on every probe (concurrent ones still share).
+	ReadyzCacheTTL time.Duration
 
 	// Logger receives failures (with the request ID and the reason) and
 	// start-up messages. Default: slog.Default().
 	Logger *slog.Logger
 	// AuditLog, when set, receives one line per encode or decode request.
 	AuditLog *slog.Logger
+	// AuditWriter, when set (and AuditLog is not), receives the same
+	// audit lines as AuditLog with a slog JSON handler would (plus
+	// "log":"audit"), encoded without slog, one Write per line. Give it an
+	// [AuditWriter] to batch the writes.
+	AuditWriter io.Writer
 	// Metrics, when set, are updated and served at /metrics.
 	Metrics *Metrics
 }
@@ -96,15 +144,29 @@ type Config struct {
 // Server is the codec server's HTTP handler.
 type Server struct {
 	cfg     Config
+	codecs  chain
 	auth    *authenticator
 	handler http.Handler
+	budget  *byteBudget
+	ready   readyCache
 }
 
 // New checks cfg and returns a Server. Misconfiguration (no codec, no
 // auth without Unauthenticated, a bad CORS origin) fails here.
 func New(cfg Config) (*Server, error) {
-	if cfg.Codec == nil {
-		return nil, errors.New("codecserver: Config.Codec is nil")
+	codecs := chain(cfg.Codecs)
+	switch {
+	case cfg.Codec != nil && len(cfg.Codecs) > 0:
+		return nil, errors.New("codecserver: set Config.Codec or Config.Codecs, not both")
+	case cfg.Codec != nil:
+		codecs = chain{cfg.Codec}
+	case len(cfg.Codecs) == 0:
+		return nil, errors.New("codecserver: Config.Codec is nil and Config.Codecs is empty")
+	}
+	for i, c := range codecs {
+		if c == nil {
+			return nil, fmt.Errorf("codecserver: Config.Codecs[%d] is nil", i)
+		}
 	}
 	if cfg.DefaultNamespace == "" {
 		cfg.DefaultNamespace = codec.DefaultNamespace
@@ -124,7 +186,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxPayloads == 0 {
 		cfg.MaxPayloads = DefaultMaxPayloads
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.MaxPayloads < 0 {
+	if cfg.MaxMetadataEntries == 0 {
+		cfg.MaxMetadataEntries = DefaultMaxMetadataEntries
+	}
+	if cfg.MaxInFlightBodyBytes == 0 {
+		cfg.MaxInFlightBodyBytes = DefaultMaxInFlightBodyBytes
+	}
+	if cfg.ReadyzCacheTTL == 0 {
+		cfg.ReadyzCacheTTL = DefaultReadyzCacheTTL
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.MaxPayloads < 0 || cfg.MaxMetadataEntries < 0 || cfg.MaxInFlightBodyBytes < 0 {
 		return nil, errors.New("codecserver: negative limit")
 	}
 	if cfg.Logger == nil {
@@ -134,7 +205,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert}}
+	if cfg.MaxInFlightBodyBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("codecserver: MaxInFlightBodyBytes (%d) is below MaxBodyBytes (%d): a request at the body limit could never be served", cfg.MaxInFlightBodyBytes, cfg.MaxBodyBytes)
+	}
+	s := &Server{cfg: cfg, codecs: codecs, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert},
+		budget: &byteBudget{max: cfg.MaxInFlightBodyBytes}}
+	cfg.Metrics.registerBudgetGauge(s.budget)
 
 	r := chi.NewRouter()
 	r.Use(RequestID, noStore, s.recoverer)
@@ -164,6 +240,8 @@ func New(cfg Config) (*Server, error) {
 		h = s.limitBody(cfg.MaxBodyBytes)(h)
 		if cfg.AuditLog != nil {
 			h = audit(cfg.AuditLog, op.name)(h)
+		} else if cfg.AuditWriter != nil {
+			h = auditJSON(cfg.AuditWriter, op.name)(h)
 		}
 		r.Method(http.MethodPost, "/"+op.name, h)
 		r.Method(http.MethodPost, "/{namespace}/"+op.name, h)
@@ -181,9 +259,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if c, ok := s.cfg.Keyring.(keyring.Checker); ok {
-		ctx, cancel := context.WithTimeout(r.Context(), DefaultReadyzTimeout)
-		defer cancel()
-		if err := c.Check(ctx); err != nil {
+		if err := s.ready.check(r.Context(), c, s.cfg.ReadyzCacheTTL); err != nil {
 			s.fail(w, r, newError(http.StatusServiceUnavailable, "not_ready", "keyring not ready", err))
 			return
 		}
@@ -195,10 +271,27 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) codecHandler(action Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := stateOf(r)
+		// Two values of a header a proxy may read differently (the first
+		// or the last) are refused before anything reads one of them.
+		for _, h := range [...]string{NamespaceHeader, "Authorization"} {
+			if len(r.Header.Values(h)) > 1 {
+				st.namespace = auditValue(strings.Join(r.Header.Values(NamespaceHeader), ","))
+				s.fail(w, r, newError(http.StatusBadRequest, "duplicate_header", "the "+h+" header is given more than once", nil))
+				return
+			}
+		}
 		// Resolve first so that refused requests are logged with their
 		// namespace too; authenticate before saying what is wrong with it.
-		ns, nsErr := ResolveNamespace(chi.URLParam(r, "namespace"), r.Header.Get(NamespaceHeader), s.cfg.DefaultNamespace)
+		pathNS, headerNS := chi.URLParam(r, "namespace"), r.Header.Get(NamespaceHeader)
+		ns, nsErr := ResolveNamespace(pathNS, headerNS, s.cfg.DefaultNamespace)
 		st.namespace = ns
+		if nsErr != nil {
+			raw := pathNS
+			if raw == "" || (headerNS != "" && ValidNamespace(pathNS) == nil) {
+				raw = headerNS
+			}
+			st.namespace = auditValue(raw)
+		}
 		id, err := s.auth.authenticate(r.Context(), r)
 		if err != nil {
 			writeAuthChallenge(w, err)
@@ -219,24 +312,39 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				fmt.Sprintf("%s on namespace %q needs the %s permission (%s:%s)", action, ns, need, ns, need), nil))
 			return
 		}
-		body, err := readBody(r)
+		if !isJSON(r.Header.Get("Content-Type")) {
+			s.fail(w, r, newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"Content-Type must be application/json", nil))
+			return
+		}
+		body, reserved, err := s.readBody(r)
+		defer s.budget.release(reserved)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if !errors.As(err, &mbe) {
+			if !errors.As(err, &mbe) && !errors.Is(err, errBusy) {
 				err = newError(http.StatusBadRequest, "bad_request", "cannot read the request body", err)
 			}
+			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}
-		// Count before protojson builds a message per payload: a body of
-		// empty payloads would otherwise cost ~50x its size in heap.
-		if tooManyPayloads(body, s.cfg.MaxPayloads) {
+		// Count before protojson builds a message per payload and a map
+		// entry per metadata entry: a body of empty payloads or empty
+		// entries would otherwise cost ~30-50x its size in heap.
+		switch scanBody(body, s.cfg.MaxPayloads, s.cfg.MaxMetadataEntries) {
+		case scanTooManyPayloads:
 			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_many_payloads",
 				fmt.Sprintf("too many payloads in one request: at most %d allowed", s.cfg.MaxPayloads), nil))
 			return
+		case scanTooMuchMetadata:
+			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_much_metadata",
+				fmt.Sprintf("too many metadata entries in one request: at most %d allowed", s.cfg.MaxMetadataEntries), nil))
+			return
 		}
 		var in commonpb.Payloads
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
+		if ps, ok := unmarshalPayloads(body); ok {
+			in.Payloads = ps
+		} else if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &in); err != nil {
 			s.fail(w, r, newError(http.StatusBadRequest, "bad_request", `malformed request: want JSON {"payloads":[...]} in protojson`, protojsonDetail(err)))
 			return
 		}
@@ -246,14 +354,34 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				fmt.Sprintf("%d payloads in one request, at most %d allowed", len(in.Payloads), s.cfg.MaxPayloads), nil))
 			return
 		}
-		c := s.cfg.Codec.ForNamespace(ns)
+		if action == ActionEncode {
+			if i := claimsEncrypted(in.Payloads); i >= 0 {
+				s.fail(w, r, newError(http.StatusUnprocessableEntity, "already_encrypted",
+					fmt.Sprintf("payload %d already says it is encrypted (encoding %s): /encode seals only plain payloads", i, encodingEncrypted), nil))
+				return
+			}
+		}
+		c := s.codecs.forNamespace(ns)
 		var out []*commonpb.Payload
 		if action == ActionEncode {
-			out, err = c.EncodeContext(r.Context(), in.Payloads)
+			out, err = c.encode(r.Context(), in.Payloads)
 		} else {
-			out, err = s.decode(r.Context(), w, r, c, in.Payloads)
+			// What the codecs decompress counts against the in-flight
+			// budget like the body: a few kilobytes of zlib must not make
+			// the server hold tens of megabytes per request.
+			var inflated atomic.Int64
+			defer func() { s.budget.release(inflated.Load()) }() // before decode: a codec may panic
+			ctx := codec.WithDecompressionBudget(r.Context(), func(n int64) error {
+				if !s.budget.acquire(n) {
+					return errBusy
+				}
+				inflated.Add(n)
+				return nil
+			})
+			out, err = s.decodeShowingErased(ctx, w, r, c, in.Payloads)
 		}
 		if err != nil {
+			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}
@@ -333,15 +461,80 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// readBody reads the (size-capped) body into a buffer sized from
-// Content-Length when the client sent one.
-func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > 0 {
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, err
+// encodingEncrypted is the encoding of sealed payloads (envelope's and
+// the Temporal samples').
+const encodingEncrypted = "binary/encrypted"
+
+// claimsEncrypted returns the index of the first payload whose encoding
+// says it is encrypted, or -1. The codec passes such payloads through
+// unsealed, so /encode refuses them: it must never hand back, as if
+// sealed, a payload it did not seal (plaintext under an encrypted label).
+func claimsEncrypted(ps []*commonpb.Payload) int {
+	for i, p := range ps {
+		if string(p.GetMetadata()["encoding"]) == encodingEncrypted {
+			return i
 		}
-		return b, nil
 	}
-	return io.ReadAll(r.Body)
+	return -1
+}
+
+// isJSON reports whether a Content-Type is application/json (parameters
+// such as charset allowed). Requiring it keeps browsers' cross-site
+// "simple" requests (text/plain, form types) from ever being processed.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// auditValue is how a refused, untrusted namespace value appears in logs:
+// at most 64 bytes, quoted and escaped to ASCII.
+func auditValue(v string) string {
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return strconv.QuoteToASCII(v)
+}
+
+// readyCache reuses a /readyz verdict for a while and merges concurrent
+// checks into one keyring call.
+type readyCache struct {
+	mu      sync.Mutex
+	at      time.Time
+	err     error
+	valid   bool
+	running chan struct{} // closed when the running check ends
+}
+
+func (c *readyCache) check(ctx context.Context, k keyring.Checker, ttl time.Duration) error {
+	c.mu.Lock()
+	if c.valid && ttl > 0 && time.Since(c.at) < ttl {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	if c.running == nil {
+		c.running = make(chan struct{})
+		done := c.running
+		go func() {
+			// The check outlives the probe that started it: others wait
+			// for it too.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultReadyzTimeout)
+			err := k.Check(cctx)
+			cancel()
+			c.mu.Lock()
+			c.err, c.at, c.valid, c.running = err, time.Now(), true, nil
+			c.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := c.running
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }

@@ -131,7 +131,7 @@ func TestJWT(t *testing.T) {
 		{name: "encode needs write", auth: e.bearer("default:read"), path: "/encode", want: 403, wantError: "default:write"},
 		{name: "encode with write works", auth: e.bearer("default:write"), path: "/encode", want: 200},
 		{name: "encode with worker works", auth: e.bearer("default:worker"), path: "/encode", want: 200},
-		{name: "a malformed permissions claim is 401", auth: iss.Bearer(t, jwttest.Claims{Extra: map[string]any{"permissions": []any{1, 2}}}), want: 401},
+		{name: "a permissions claim of non-strings is 403: the entries are ignored", auth: iss.Bearer(t, jwttest.Claims{Extra: map[string]any{"permissions": []any{1, 2}}}), want: 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +147,9 @@ func TestJWT(t *testing.T) {
 				h["X-Namespace"] = tt.ns
 			}
 			b := sealed
+			if path == "/encode" {
+				b = body(t, plainPayloads(2, 16))
+			}
 			if tt.ns != "" && tt.ns != "default" {
 				b = body(t, e.sealed(tt.ns, 1))
 			}
@@ -397,6 +400,7 @@ func TestBodyLimitWithoutContentLength(t *testing.T) {
 	req, _ := http.NewRequest("POST", e.url+"/decode", struct{ *bytes.Reader }{bytes.NewReader(body(t, plainPayloads(4, 1024)))})
 	req.ContentLength = -1 // chunked
 	req.Header.Set("Origin", uiOrigin)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -629,7 +633,7 @@ func TestKeyringMetrics(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{mutate: func(c *codecserver.Config) { c.ReadyzCacheTTL = -1 }})
 	if a := e.do(call{method: "GET", path: "/healthz"}); a.status != 200 {
 		t.Errorf("healthz %d", a.status)
 	}

@@ -151,3 +151,101 @@ func TLSConfig(c *CertReloader, clientCAFile string) (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// ClientCAReloader serves the client CA bundle of mTLS from a file and
+// reloads it when the file changes, like [CertReloader] does for the
+// serving certificate: a rotated CA takes effect without a restart.
+type ClientCAReloader struct {
+	file   string
+	logger *slog.Logger
+
+	mu   sync.RWMutex
+	pem  []byte
+	pool *x509.CertPool
+}
+
+// NewClientCAReloader loads the bundle; a file without a PEM certificate
+// fails here.
+func NewClientCAReloader(file string, logger *slog.Logger) (*ClientCAReloader, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c := &ClientCAReloader{file: file, logger: logger}
+	if _, err := c.Reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reload reads the file again; on error the old bundle stays. It reports
+// whether the bundle changed.
+func (c *ClientCAReloader) Reload() (bool, error) {
+	pem, err := os.ReadFile(c.file)
+	if err != nil {
+		return false, fmt.Errorf("codecserver: TLS client CA: %w", err)
+	}
+	c.mu.RLock()
+	same := bytes.Equal(pem, c.pem)
+	c.mu.RUnlock()
+	if same {
+		return false, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return false, fmt.Errorf("codecserver: TLS client CA %s holds no PEM certificate", c.file)
+	}
+	c.mu.Lock()
+	c.pem, c.pool = pem, pool
+	c.mu.Unlock()
+	return true, nil
+}
+
+// Pool returns the current CA pool.
+func (c *ClientCAReloader) Pool() *x509.CertPool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.pool
+}
+
+// Watch reloads the file every interval until ctx is done, logging changes
+// and failures.
+func (c *ClientCAReloader) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed, err := c.Reload()
+			switch {
+			case err != nil:
+				c.logger.Error("TLS client CA reload failed; keeping the old one", "err", err)
+			case changed:
+				c.logger.Info("TLS client CA reloaded", "file", c.file)
+			}
+		}
+	}
+}
+
+// TLSConfigReloading is [TLSConfig] with the client CAs taken from ca at
+// each handshake (ca may be nil: no client certificates), so that both the
+// serving certificate and the client CA bundle reload.
+func TLSConfigReloading(c *CertReloader, ca *ClientCAReloader) (*tls.Config, error) {
+	cfg, err := TLSConfig(c, "")
+	if err != nil {
+		return nil, err
+	}
+	if ca == nil {
+		return cfg, nil
+	}
+	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	cfg.ClientCAs = ca.Pool()
+	base := cfg.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		hc := base.Clone()
+		hc.ClientCAs = ca.Pool()
+		return hc, nil
+	}
+	return cfg, nil
+}

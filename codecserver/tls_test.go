@@ -138,6 +138,9 @@ func tlsDo(t *testing.T, cl *http.Client, method, url string, b []byte, h map[st
 	if err != nil {
 		t.Fatal(err)
 	}
+	if b != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range h {
 		req.Header.Set(k, v)
 	}

@@ -56,10 +56,9 @@ func TestCLIDecodesThroughCodecServer(t *testing.T) {
 					t.Fatalf("%s\ncodec server:\n%s", res, cs.Output())
 				}
 				assertPlaintext(t, "workflow show", res.Stdout, s)
-				ok := false
-				for _, a := range auditLines(cs.Output()) {
-					ok = ok || (a["subject"] == jwttest.DefaultSubject && a["namespace"] == "default" && a["status"] == 200.0)
-				}
+				ok := waitAuditLine(cs.Output, func(a map[string]any) bool {
+					return a["subject"] == jwttest.DefaultSubject && a["namespace"] == "default" && a["status"] == 200.0
+				})
 				if !ok {
 					t.Errorf("no audit line for a successful decode by %s", jwttest.DefaultSubject)
 				}
@@ -121,18 +120,33 @@ func TestCLIDecodesThroughCodecServer(t *testing.T) {
 				// The CLI only says "context deadline exceeded"; the codec
 				// server's audit log says who was refused and why.
 				t.Logf("CLI said: %s", strings.TrimSpace(res.Stderr))
-				found := false
-				for _, a := range auditLines(cs.Output()) {
-					if a["route"] == "decode" && a["status"] == tt.status && a["subject"] == tt.subject {
-						found = true
-					}
-				}
+				found := waitAuditLine(cs.Output, func(a map[string]any) bool {
+					return a["route"] == "decode" && a["status"] == tt.status && a["subject"] == tt.subject
+				})
 				if !found {
 					t.Errorf("no audit line for a decode by %q answered %v:\n%s", tt.subject, tt.status, cs.Output())
 				}
 			})
 		}
 	})
+}
+
+// waitAuditLine polls the codec server's output until an audit record
+// matches: the server writes audit lines in batches (every second by
+// default, --audit-flush-interval).
+func waitAuditLine(output func() string, match func(map[string]any) bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, a := range auditLines(output()) {
+			if match(a) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
 }
 
 // auditLines returns the codec server's audit records (JSON lines with

@@ -177,14 +177,15 @@ func TestDemoFreshClone(t *testing.T) {
 	if !strings.Contains(text, "--codec-endpoint") {
 		t.Errorf("make demo printed no --codec-endpoint command:\n%s", text)
 	}
-	if want := "temporal: " + temporal + " from PATH"; !strings.Contains(text, want) {
+	onPath := filepath.Join(stubs, "temporal")
+	if want := "temporal: " + onPath + " from PATH"; !strings.Contains(text, want) {
 		t.Errorf("make demo did not say it took temporal from PATH (%q):\n%s", want, text)
 	}
 	if strings.Contains(text, "building the Temporal CLI") {
 		t.Errorf("make demo built a temporal CLI of its own:\n%s", text)
 	}
-	if got, err := os.Readlink(filepath.Join(clone, "bin", "temporal")); err != nil || got != temporal {
-		t.Errorf("bin/temporal in the clone: link to %q (%v), want a link to %s", got, err, temporal)
+	if got, err := os.Readlink(filepath.Join(clone, "bin", "temporal")); err != nil || got != onPath {
+		t.Errorf("bin/temporal in the clone: link to %q (%v), want a link to %s", got, err, onPath)
 	}
 	if _, err := os.Lstat(filepath.Join(clone, "bin", "vault")); err == nil {
 		t.Errorf("make demo made bin/vault; the demo does not use Vault")
@@ -194,5 +195,91 @@ func TestDemoFreshClone(t *testing.T) {
 	}
 	if strings.Contains(text, "make: ***") {
 		t.Errorf("make reported an error:\n%s", text)
+	}
+}
+
+// TestToolsTakesPathFirst runs scripts/tools.sh (alone, in an empty
+// folder) against stub programs on PATH: a good temporal is linked into
+// bin/ and named; a temporal without `server start-dev` and a too-old
+// vault are refused with a message naming the version needed, and nothing
+// is built.
+func TestToolsTakesPathFirst(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "tools.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodTemporal := `#!/bin/sh
+case "$*" in
+  --version) echo "temporal version 1.5.1 (Server 1.29.1, UI 2.42.1)" ;;
+  "server start-dev --help") echo "  --ui-codec-endpoint string" ;;
+  "workflow show --help") echo "  --disable-config-file" ;;
+  *) exit 1 ;;
+esac
+`
+	oldTemporal := `#!/bin/sh
+case "$*" in
+  --version) echo "temporal version 0.9.0" ;;
+  *) echo "unknown command" >&2; exit 1 ;;
+esac
+`
+	oldVault := "#!/bin/sh\necho 'Vault v1.2.0 (abc)'\n"
+	tests := []struct {
+		name     string
+		tool     string
+		stubs    map[string]string
+		wantCode int
+		want     string
+		wantLink bool
+	}{
+		{"a temporal on PATH with server start-dev is linked into bin/", "temporal", map[string]string{"temporal": goodTemporal}, 0, "from PATH (temporal version 1.5.1", true},
+		{"a temporal on PATH without server start-dev is refused, naming the version needed", "temporal", map[string]string{"temporal": oldTemporal}, 1, "v1.5.1 or newer", false},
+		{"a vault on PATH that is too old is refused, naming the version needed", "vault", map[string]string{"vault": oldVault}, 1, "v1.15.0 or newer", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			repo := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(repo, "scripts"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(repo, "scripts", "tools.sh"), script, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			stubs := t.TempDir()
+			for n, body := range tt.stubs {
+				if err := os.WriteFile(filepath.Join(stubs, n), []byte(body), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// go is replaced by a failing stub: nothing may be built.
+			if err := os.WriteFile(filepath.Join(stubs, "go"), []byte("#!/bin/sh\necho 'stub go: must not build' >&2\nexit 1\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("bash", "scripts/tools.sh", tt.tool)
+			cmd.Dir = repo
+			cmd.Env = []string{"PATH=" + stubs + ":/usr/bin:/bin", "HOME=" + t.TempDir()}
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("exit %d, want %d; output lacks %q:\n%s", code, tt.wantCode, tt.want, out)
+			}
+			if strings.Contains(string(out), "stub go") {
+				t.Errorf("tools.sh tried to build:\n%s", out)
+			}
+			link, err := os.Readlink(filepath.Join(repo, "bin", tt.tool))
+			if tt.wantLink && (err != nil || link != filepath.Join(stubs, tt.tool)) {
+				t.Errorf("bin/%s links to %q (%v), want %s", tt.tool, link, err, filepath.Join(stubs, tt.tool))
+			}
+			if !tt.wantLink && err == nil {
+				t.Errorf("bin/%s was linked to %s though it was refused", tt.tool, link)
+			}
+		})
 	}
 }

@@ -47,7 +47,7 @@ func TestOpenFileRefusesBadFiles(t *testing.T) {
 		{"malformed JSON", `{"version":1,`, "malformed JSON"},
 		{"not JSON at all", `key=` + testKey, "malformed JSON"},
 		{"unknown field", `{"version":1,"active":"a","keys":[],"extra":1}`, `unknown field "extra"`},
-		{"wrong version", `{"version":2,"active":"a","keys":[]}`, "unsupported version 2"},
+		{"wrong version", `{"version":3,"active":"a","keys":[]}`, "unsupported version 3"},
 		{"no keys", `{"version":1,"active":"a","keys":[]}`, "no keys"},
 		{"a short key", keyFile("a", "a", short), `key "a": key is 9 bytes, want 32`},
 		{"a key that is not base64", keyFile("a", "a", "!!!"), "not valid base64"},

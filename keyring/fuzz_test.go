@@ -14,6 +14,9 @@ func FuzzParseKeyFile(f *testing.F) {
 	f.Add([]byte(`{"version":1,"active":"a","keys":[{"id":"a","key":"AAEC"}]}`))
 	f.Add([]byte(`{"version":1,`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"version":2,"active":"a","keys":[{"id":"a","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","promoted":"2026-11-01T00:00:00Z"},{"id":"b","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","retired":"2026-11-02T00:00:00Z"},{"id":"","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","legacy":true}]}`))
+	f.Add([]byte(`{"version":1,"active":"a","active":"b","keys":[{"id":"a","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}]}`))
+	f.Add([]byte(`{"version":1,"active":"a","keys":[{"id":"a","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","KEY":"AAAA"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ks, err := parseKeyFile(data)
 		if err != nil {
@@ -42,8 +45,23 @@ func FuzzParseKeyFile(f *testing.F) {
 		if _, ok := ks.keys[ks.active]; !ok {
 			t.Fatal("accepted a file whose active key is missing")
 		}
-		if len(ks.infos) != len(ks.keys)+len(ks.legacy) {
+		if len(ks.infos) != len(ks.keys)+len(ks.legacy)+len(ks.retired) {
 			t.Fatal("infos and keys disagree")
+		}
+		// No duplicate or case-variant names got through: a reader that
+		// keeps the first of two fields (or ignores case differently) sees
+		// the same active key as the parser.
+		var generic map[string]any
+		if err := json.Unmarshal(data, &generic); err != nil {
+			t.Fatalf("accepted input is not a JSON object: %v", err)
+		}
+		for name := range generic {
+			if name != "version" && name != "active" && name != "keys" {
+				t.Fatalf("accepted a top-level field %q", name)
+			}
+		}
+		if FileKeyIDPrefix+generic["active"].(string) != ks.active {
+			t.Fatalf("a generic reader sees active %v, the parser %q", generic["active"], ks.active)
 		}
 	})
 }

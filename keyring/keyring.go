@@ -12,7 +12,9 @@
 // Every wrapped data key travels with the ID of the KEK that wrapped it.
 // Key IDs are opaque to the codec; a keyring must be able to unwrap any data
 // key wrapped under an ID it still holds, which is what makes rotation safe:
-// new payloads use the active key, old payloads keep decoding.
+// new payloads use the active key, old payloads keep decoding. Keyrings
+// whose active key can change while in use implement [Rotating], so the
+// codec stops sealing under the old key's cached data keys at once.
 //
 // # Namespaces
 //
@@ -25,6 +27,7 @@ package keyring
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 )
 
@@ -80,6 +83,43 @@ type LegacyKeys interface {
 	LegacyKey(ctx context.Context, keyID string) (Secret, error)
 }
 
+// Rotating is implemented by keyrings whose active key-encryption key can
+// change while they are in use: a reloaded key file, a Vault transit key
+// with a new version. The codec compares the generation on every encode and
+// stops sealing under a cached data key as soon as it changes, so a rotation
+// takes effect within the keyring's reload or poll interval instead of the
+// codec's Options.DataKeyMaxAge.
+type Rotating interface {
+	// KeyGeneration returns a number that changes whenever the active
+	// key-encryption key of any namespace may have changed. It must be
+	// cheap (an atomic load) and safe for concurrent use.
+	KeyGeneration() uint64
+}
+
+// KeyError names the wrapped key of an UnwrapDataKeys call that failed, by
+// its index in the call's keys, so callers can tell which payload it came
+// from. Its message is Err's; test for it with [errors.As].
+type KeyError struct {
+	Index int // index in the keys passed to UnwrapDataKeys
+	Err   error
+}
+
+// Error returns Err's message.
+func (e *KeyError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// FailedKey returns the index of the wrapped key that err names through a
+// [KeyError], and whether it names one.
+func FailedKey(err error) (int, bool) {
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return ke.Index, true
+	}
+	return 0, false
+}
+
 // WrappedKey is a data key wrapped under the key-encryption key KeyID.
 type WrappedKey struct {
 	KeyID   string
@@ -97,8 +137,9 @@ type DataKey struct {
 	Key Secret
 }
 
-// Secret holds key bytes. Its String, GoString and LogValue methods redact
-// them, so a Secret that reaches a log or an error prints no key material.
+// Secret holds key bytes. Its String, GoString, Format and LogValue methods
+// redact them, so a Secret that reaches a log, an error or any fmt verb
+// (%v, %d, %x, %q, %#v, ...) prints no key material.
 type Secret struct {
 	b []byte
 }
@@ -119,6 +160,17 @@ func (s Secret) String() string { return "[REDACTED]" }
 
 // GoString returns a redacted form, also for %#v.
 func (s Secret) GoString() string { return "keyring.Secret{[REDACTED]}" }
+
+// Format implements fmt.Formatter: every verb prints the redacted form,
+// so no verb (%d, %o, %x, %X, %b, %c, %q, %v, %+v, %#v, ...) reaches the
+// bytes.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, s.GoString())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
 
 // LogValue implements slog.LogValuer with a redacted value.
 func (s Secret) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }

@@ -17,8 +17,12 @@ echo "== codec server: 100 x 1 KiB decode vs the SDK handler, 2,000 x 1 KiB in o
 go test -run '^$' -bench . -benchmem -benchtime 2s -count 5 ./codecserver | tee "$out/codecserver.txt" | grep -E '^Benchmark'
 
 echo
-echo "== codec server load: 32 clients, servers taking turns; the real binary's peak memory"
-go test -tags loadtest -count=1 -run 'TestLoad' -v ./codecserver ./cmd/codec-server | tee "$out/load.txt" | grep -vE '^(=== RUN|--- PASS|PASS|ok)'
+echo "== codec server load: 32 clients, servers taking turns (100 x 1 KiB and one payload); the real binary's peak memory"
+go test -tags loadtest -count=1 -run 'TestLoadCompareSDK|TestLoadBinary|TestLoadMemory' -v ./codecserver ./cmd/codec-server | tee "$out/load.txt" | grep -vE '^(=== RUN|--- PASS|PASS|ok)'
+
+echo
+echo "== temporal workflow show of a 1,501-event history through each codec server (real dev server and CLI: make tools first)"
+go test -tags loadtest -count=1 -run 'TestLoadCLIWorkflowShow' -v -timeout 10m ./cmd/codec-server | tee "$out/cli.txt" | grep -vE '^(=== RUN|--- PASS|PASS|ok)'
 
 echo
 echo "== Vault transit calls for 10,000 payloads (real Vault: make tools first)"

@@ -22,7 +22,7 @@
 # Each tool's line says which one was taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+ROOT=$(pwd -P) # physical, as realpath answers in on_path
 mkdir -p bin
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
@@ -34,13 +34,14 @@ VAULT_MIN=1.15.0 # transit datakey + batch decrypt as the tests use them
 say() { printf 'tools: %s\n' "$*"; }
 fail() { printf 'tools: %s\n' "$*" >&2; exit 1; }
 
-# on_path NAME: the program NAME on PATH, unless it is our own bin/NAME.
+# on_path NAME: the program NAME on PATH (as PATH names it, so a package
+# manager's upgrade behind a stable link keeps working), unless it is our
+# own bin/NAME.
 on_path() {
-  local p real
+  local p
   p=$(command -v "$1" 2>/dev/null) || return 1
-  real=$(realpath "$p")
-  [[ $real == "$ROOT/bin/"* ]] && return 1
-  printf '%s\n' "$real"
+  [[ $(realpath "$p") == "$ROOT/bin/"* ]] && return 1
+  realpath -s "$p"
 }
 
 # link NAME PATH: record that bin/NAME is PATH.

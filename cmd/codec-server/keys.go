@@ -1,29 +1,50 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/internal/keyflags"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
 const keysUsage = `Usage:
-  codec-server keys new --file F     create a key file with one fresh key (mode 0600)
-  codec-server keys rotate --file F  add a fresh key and make it active; old keys stay
-  codec-server keys list --file F    list key IDs, ages and the active key (never key material)
+  codec-server keys new --file F          create a key file with one fresh active key (mode 0600)
+  codec-server keys add --file F          add a fresh decrypt-only key; distribute the file, then promote it
+  codec-server keys promote ID --file F   make key ID the active key (new payloads are sealed under it)
+  codec-server keys rotate --file F       add a fresh key and make it active at once (one server only)
+  codec-server keys retire ID --file F    stop key ID decrypting; refused while it may still be in use
+        [--force] [--data-key-max-age 1h] [--keys-reload 10s]
+  codec-server keys add-legacy --id ID --file F [--key-file K]
+                                          add the Temporal samples' static key (from K, or stdin;
+                                          32 raw bytes, or their base64 or hex) under the samples'
+                                          key ID (--id '' for their default empty ID); decrypt only
+  codec-server keys list --file F         list key IDs, ages and states (never key material)
   codec-server keys shred --subject ID --subject-store dir|vault ...
-                                     delete a data subject's key for good (docs/ERASURE.md)
+                                          delete a data subject's key for good (docs/ERASURE.md)
 
---file defaults to $CODEC_SERVER_KEYS_FILE.
+--file defaults to $CODEC_SERVER_KEYS_FILE. The commands keep the file's
+owner, group and mode, and refuse a file that group or others can write.
+See docs/OPERATIONS.md for the staged rotation procedure.
 `
 
-// runKeys implements `codec-server keys new|rotate|list --file F`.
+// runKeys implements `codec-server keys <command> [ID] --file F`.
 func runKeys(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	return runKeysWithInput(args, os.Stdin, stdout, stderr, lookup)
+}
+
+func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, keysUsage)
 		if len(args) == 0 {
@@ -31,15 +52,46 @@ func runKeys(args []string, stdout, stderr io.Writer, lookup func(string) (strin
 		}
 		return 0
 	}
-	cmd := args[0]
+	cmd, rest := args[0], args[1:]
 	if cmd == "shred" {
-		return runShred(args[1:], stdout, stderr, lookup)
+		return runShred(rest, stdout, stderr, lookup)
 	}
 	fs := flag.NewFlagSet("codec-server keys "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
 	file := fs.String("file", "", "key file")
-	if err := fs.Parse(args[1:]); err != nil {
+	var (
+		force      *bool
+		maxAge     *time.Duration
+		reload     *time.Duration
+		legacyID   *string
+		legacyFile *string
+	)
+	wantID := false
+	switch cmd {
+	case "new", "add", "rotate", "list":
+	case "promote":
+		wantID = true
+	case "retire":
+		wantID = true
+		force = fs.Bool("force", false, "retire even if the key was active within --data-key-max-age + --keys-reload")
+		maxAge = fs.Duration("data-key-max-age", codec.DefaultDataKeyMaxAge, "the codec's DataKeyMaxAge in every process using the file")
+		reload = fs.Duration("keys-reload", keyflags.DefaultKeysReload, "the longest --keys-reload of any process using the file")
+	case "add-legacy":
+		legacyID = fs.String("id", "", "the samples' key ID (may be empty, their default)")
+		legacyFile = fs.String("key-file", "", "file holding the static key (default: read it from stdin)")
+	default:
+		fmt.Fprintf(stderr, "codec-server keys: unknown command %q\n%s", cmd, keysUsage)
+		return 2
+	}
+	// Allow the key ID before or after the flags. It may be empty: the
+	// samples' default legacy key ID is "" (`keys retire ''`).
+	var id string
+	haveID := false
+	if wantID && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest, haveID = rest[0], rest[1:], true
+	}
+	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -48,47 +100,162 @@ func runKeys(args []string, stdout, stderr io.Writer, lookup func(string) (strin
 	if *file == "" {
 		*file, _ = lookup(keyflags.EnvName("keys-file"))
 	}
-	if *file == "" || fs.NArg() > 0 {
-		fmt.Fprint(stderr, keysUsage)
+	if wantID && !haveID && fs.NArg() == 1 {
+		id, haveID = fs.Arg(0), true
+	} else if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "codec-server keys %s: unexpected argument %q\n%s", cmd, fs.Arg(0), keysUsage)
 		return 2
 	}
+	if *file == "" {
+		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyflags.EnvName("keys-file"))
+		return 2
+	}
+	if wantID && !haveID {
+		fmt.Fprintf(stderr, "codec-server keys %s: which key? pass its ID\n%s", cmd, keysUsage)
+		return 2
+	}
+	idGiven := false
+	fs.Visit(func(f *flag.Flag) { idGiven = idGiven || f.Name == "id" })
+	if cmd == "add-legacy" && !idGiven {
+		fmt.Fprintln(stderr, "codec-server keys add-legacy: --id is required (--id '' for the samples' default empty key ID)")
+		return 2
+	}
+	if cmd != "new" {
+		if err := checkKeyFile("--file", *file); err != nil {
+			fmt.Fprintf(stderr, "codec-server keys %s: %v\n", cmd, err)
+			return 1
+		}
+	}
+
 	now := time.Now()
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "codec-server keys %s: %v\n", cmd, err)
+		return 1
+	}
 	switch cmd {
 	case "new":
 		info, err := keyring.CreateFile(*file, now)
 		if err != nil {
-			fmt.Fprintln(stderr, "codec-server keys new:", err)
-			return 1
+			return fail(err)
 		}
 		fmt.Fprintf(stdout, "created %s with active key %s\n", *file, info.ID)
+	case "add":
+		info, err := keyring.AddKey(*file, now)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "added decrypt-only key %s to %s; once every server and worker has reloaded the file, run: codec-server keys promote %s --file %s\n", info.ID, *file, info.ID, *file)
+	case "promote":
+		before, _ := keyring.ListFile(*file)
+		info, err := keyring.PromoteKey(*file, id, now)
+		if err != nil {
+			return fail(err)
+		}
+		for _, k := range before {
+			if k.ID == id && now.Sub(k.Created) < 2*keyflags.DefaultKeysReload {
+				fmt.Fprintf(stderr, "warning: key %s was added %s ago; processes that have not reloaded the file yet cannot decrypt what is sealed under it until they do\n", id, now.Sub(k.Created).Round(time.Second))
+			}
+		}
+		fmt.Fprintf(stdout, "key %s is now active in %s; new payloads are sealed under it once processes reload the file\n", info.ID, *file)
 	case "rotate":
 		info, err := keyring.RotateFile(*file, now)
 		if err != nil {
-			fmt.Fprintln(stderr, "codec-server keys rotate:", err)
-			return 1
+			return fail(err)
 		}
 		fmt.Fprintf(stdout, "added key %s to %s and made it active; older keys still decrypt\n", info.ID, *file)
+	case "retire":
+		window := *maxAge + *reload
+		if *force {
+			fmt.Fprintf(stderr, "warning: --force: retiring %s without waiting %s after it stopped being active; processes still sealing under it make payloads nobody can decrypt until the key is restored\n", id, window)
+		}
+		info, err := keyring.RetireKey(*file, id, now, keyring.RetireOptions{Window: window, Force: *force})
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "retired key %s in %s: payloads sealed under it no longer decrypt (the key material stays in the file)\n", displayID(info), *file)
+	case "add-legacy":
+		key, err := readStaticKey(*legacyFile, stdin)
+		if err != nil {
+			return fail(err)
+		}
+		info, err := keyring.AddLegacyKey(*file, *legacyID, key, now)
+		clear(key)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "added legacy key %s to %s: it decrypts payloads the Temporal samples' codec sealed under that key ID, and never seals\n", displayID(info), *file)
 	case "list":
 		infos, err := keyring.ListFile(*file)
 		if err != nil {
-			fmt.Fprintln(stderr, "codec-server keys list:", err)
-			return 1
+			return fail(err)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCREATED\tAGE\tACTIVE")
+		fmt.Fprintln(tw, "ID\tCREATED\tAGE\tSTATE")
 		for _, k := range infos {
-			active := ""
-			if k.Active {
-				active = "yes"
-			}
-			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\n", keyring.FileKeyIDPrefix, k.ID, k.Created.UTC().Format(time.RFC3339), age(now.Sub(k.Created)), active)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", displayID(k), k.Created.UTC().Format(time.RFC3339), age(now.Sub(k.Created)), state(k))
 		}
 		tw.Flush()
-	default:
-		fmt.Fprintf(stderr, "codec-server keys: unknown command %q\n%s", cmd, keysUsage)
-		return 2
 	}
 	return 0
+}
+
+// displayID is the key ID payloads carry; the empty legacy ID is shown
+// quoted.
+func displayID(k keyring.KeyInfo) string {
+	if id := k.FullID(); id != "" {
+		return id
+	}
+	return strconv.Quote("")
+}
+
+func state(k keyring.KeyInfo) string {
+	var s string
+	switch {
+	case k.Active:
+		s = "active"
+	case k.Legacy:
+		s = "legacy (decrypt only)"
+	default:
+		s = "decrypt only"
+	}
+	if !k.Retired.IsZero() {
+		s = "retired " + k.Retired.UTC().Format(time.RFC3339)
+		if k.Legacy {
+			s = "legacy, " + s
+		}
+	}
+	return s
+}
+
+// readStaticKey reads a 32-byte key from path, or from stdin when path is
+// empty or "-": 32 raw bytes, or base64 or hex of 32 bytes, with an
+// optional trailing newline. Never from the command line, which other users
+// can see.
+func readStaticKey(path string, stdin io.Reader) ([]byte, error) {
+	var data []byte
+	var err error
+	if path == "" || path == "-" {
+		data, err = io.ReadAll(io.LimitReader(stdin, 4096))
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the static key: %w", err)
+	}
+	if len(data) == keyring.DataKeySize {
+		return data, nil
+	}
+	trimmed := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
+	if len(trimmed) == keyring.DataKeySize {
+		return bytes.Clone(trimmed), nil
+	}
+	if k, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && len(k) == keyring.DataKeySize {
+		return k, nil
+	}
+	if k, err := hex.DecodeString(string(trimmed)); err == nil && len(k) == keyring.DataKeySize {
+		return k, nil
+	}
+	return nil, fmt.Errorf("the static key must be %d bytes, or their base64 or hex (got %d bytes that are neither)", keyring.DataKeySize, len(trimmed))
 }
 
 func age(d time.Duration) string {

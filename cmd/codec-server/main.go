@@ -2,8 +2,10 @@
 // Temporal Web UI, the temporal CLI and remote SDK clients.
 //
 //	codec-server [flags]                      serve (see --help and docs/SERVER.md)
-//	codec-server keys new|rotate|list --file F manage a local key file
+//	codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
 //	codec-server healthcheck [--url URL]      GET /healthz; exit 1 unless 200
+//	codec-server decode [flags] [FILE]        decode the payloads of `temporal workflow show -o json` output
+//	codec-server --version                    module version and VCS revision
 //
 // With no flags it serves on 127.0.0.1:8081 with a development key file in
 // .data/dev-keyring.json, CORS for the dev Web UI at http://localhost:8233,
@@ -19,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/envelopecodec/envelope/internal/version"
 )
 
 func main() {
@@ -28,16 +32,22 @@ func main() {
 // run dispatches subcommands and serves until SIGINT or SIGTERM. It
 // returns the exit code.
 func run(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	if version.Requested(args) || len(args) > 0 && args[0] == "version" {
+		fmt.Fprintln(stdout, version.String("codec-server"))
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if len(args) > 0 {
 		switch args[0] {
 		case "keys":
 			return runKeys(args[1:], stdout, stderr, lookup)
 		case "healthcheck":
 			return runHealthcheck(args[1:], stdout, stderr, lookup)
+		case "decode":
+			return runDecode(ctx, args[1:], os.Stdin, stdout, stderr, lookup)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	m := NewMain()
 	m.Stdout, m.Stderr, m.LookupEnv = stdout, stderr, lookup

@@ -271,6 +271,12 @@ func TestEmbeddedDefault(t *testing.T) {
 
 func TestSecureDefaults(t *testing.T) {
 	t.Parallel()
+	// With authentication the development key file is refused: those cases
+	// need a real one.
+	keysFile := filepath.Join(t.TempDir(), "keys.json")
+	if _, err := keyring.CreateFile(keysFile, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -281,7 +287,7 @@ func TestSecureDefaults(t *testing.T) {
 		{"no auth on an empty host is refused", nil, []string{"CODEC_SERVER_LISTEN=:0"}, "not a loopback address"},
 		{"a wildcard CORS origin is refused", []string{"--listen", "127.0.0.1:0", "--cors-origin", "*"}, nil, `"*" is refused`},
 		{"a wildcard CORS origin in the environment is refused", []string{"--listen", "127.0.0.1:0"}, []string{"CODEC_SERVER_CORS_ORIGIN=http://localhost:8233,*"}, `"*" is refused`},
-		{"an HMAC JWT algorithm is refused", []string{"--listen", "127.0.0.1:0", "--jwks-file", "x", "--jwt-algorithms", "HS256"}, nil, "not allowed"},
+		{"an HMAC JWT algorithm is refused", []string{"--listen", "127.0.0.1:0", "--keys-file", keysFile, "--jwks-file", "x", "--jwt-algorithms", "HS256"}, nil, "not allowed"},
 		{"Vault without a key name is refused", []string{"--listen", "127.0.0.1:0"}, []string{"VAULT_ADDR=http://127.0.0.1:1"}, "--vault-key"},
 		{"a key file and Vault together are refused", []string{"--listen", "127.0.0.1:0", "--keys-file", "k.json", "--vault-addr", "http://127.0.0.1:1", "--vault-key", "k"}, nil, "choose one"},
 		{"a client permission without a client CA is refused", []string{"--listen", "127.0.0.1:0", "--client-permission", "a=default:read"}, nil, "--tls-client-ca"},
@@ -297,7 +303,13 @@ func TestSecureDefaults(t *testing.T) {
 	}
 	t.Run("--insecure-no-auth starts on all interfaces and says so", func(t *testing.T) {
 		t.Parallel()
-		p := start(t, t.TempDir(), nil, "--listen", "0.0.0.0:0", "--insecure-no-auth")
+		// Not the loopback default: it needs a real key file.
+		dir := t.TempDir()
+		keys := filepath.Join(dir, "keys.json")
+		if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		p := start(t, dir, nil, "--listen", "0.0.0.0:0", "--insecure-no-auth", "--keys-file", keys)
 		url := <-p.url
 		if !strings.Contains(p.log(), "NO AUTHENTICATION") {
 			t.Errorf("no loud warning:\n%s", p.log())
@@ -337,7 +349,7 @@ func TestKeysCommand(t *testing.T) {
 			t.Errorf("list lacks %s:\n%s", k.ID, out)
 		}
 	}
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "yes") {
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "active") {
 		t.Errorf("want a header and two keys, the newest active:\n%s", out)
 	}
 	var f struct{ Keys []struct{ Key string } }
@@ -384,7 +396,7 @@ func TestHelpNamesEnvironment(t *testing.T) {
 	if code != 0 {
 		t.Errorf("--help exit %d", code)
 	}
-	for _, want := range []string{"CODEC_SERVER_LISTEN", "CODEC_SERVER_CORS_ORIGIN", "VAULT_ADDR", "CODEC_SERVER_VAULT_KEY", "CODEC_SERVER_JWKS_URL", "keys new|rotate|list", "healthcheck"} {
+	for _, want := range []string{"CODEC_SERVER_LISTEN", "CODEC_SERVER_CORS_ORIGIN", "VAULT_ADDR", "CODEC_SERVER_VAULT_KEY", "CODEC_SERVER_JWKS_URL", "keys new|add|promote|rotate|retire|add-legacy|list", "healthcheck"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("--help lacks %s", want)
 		}

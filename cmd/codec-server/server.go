@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/internal/keyflags"
@@ -32,6 +34,8 @@ type Config struct {
 
 	Keys     keyflags.Options
 	Subjects keyflags.SubjectOptions
+	// Zlib chains the zlib codec after the envelope codec (--zlib).
+	Zlib bool
 
 	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
 	// NEW may open payloads sealed for OLD.
@@ -50,7 +54,9 @@ type Config struct {
 	JWTAudience      string
 	JWTAlgorithms    string
 	PermissionsClaim string
+	PermissionsRegex string
 	JWTSkew          time.Duration
+	JWTMaxLifetime   time.Duration
 
 	TLSCert           string
 	TLSKey            string
@@ -60,6 +66,8 @@ type Config struct {
 
 	MaxBodyBytes      int64
 	MaxPayloads       int
+	MaxMetadata       int
+	MaxInFlightBytes  int64
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -71,6 +79,7 @@ type Config struct {
 	Metrics   bool
 	Audit     bool
 	AuditLog  string
+	AuditSync time.Duration
 }
 
 // DefaultConfig returns the configuration of `codec-server` with no flags.
@@ -86,6 +95,9 @@ func DefaultConfig() Config {
 		TLSReload:         time.Minute,
 		MaxBodyBytes:      codecserver.DefaultMaxBodyBytes,
 		MaxPayloads:       codecserver.DefaultMaxPayloads,
+		MaxMetadata:       codecserver.DefaultMaxMetadataEntries,
+		MaxInFlightBytes:  codecserver.DefaultMaxInFlightBodyBytes,
+		AuditSync:         codecserver.DefaultAuditFlushInterval,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -95,6 +107,7 @@ func DefaultConfig() Config {
 		LogLevel:          "info",
 		Metrics:           true,
 		Audit:             true,
+		Zlib:              true,
 	}
 }
 
@@ -106,6 +119,9 @@ type Main struct {
 	// os.LookupEnv.
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
+	// Environ lists the environment (os.Environ by default), to find
+	// misspelled CODEC_SERVER_* variables.
+	Environ func() []string
 
 	logger    *slog.Logger
 	ln        net.Listener
@@ -119,7 +135,7 @@ type Main struct {
 
 // NewMain returns a Main with DefaultConfig.
 func NewMain() *Main {
-	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, done: make(chan error, 1)}
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Environ: os.Environ, done: make(chan error, 1)}
 }
 
 // FlagSet returns the server's flags bound to c.
@@ -128,6 +144,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on; without auth it must be a loopback address")
 	fs.StringVar(&c.DefaultNamespace, "default-namespace", c.DefaultNamespace, "namespace of requests that name none (the temporal CLI sends an empty X-Namespace)")
+	fs.BoolVar(&c.Zlib, "zlib", c.Zlib, "/decode decompresses binary/zlib payloads that are not sealed (the SDK's zlib codec; sealed ones are always decompressed); /encode never compresses (--zlib=false turns it off)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve without authentication on a non-loopback address: anyone who reaches it can decrypt. Only use this behind a proxy that authenticates")
 
 	fs.Var(&c.NamespaceAliases, "namespace-alias", "NEW=OLD: namespace NEW may decode payloads sealed for namespace OLD, for a renamed or migrated namespace (repeatable; one way; never implicit)")
@@ -146,15 +163,19 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.JWTAlgorithms, "jwt-algorithms", c.JWTAlgorithms, "comma-separated allow-list of asymmetric signature algorithms")
 	fs.StringVar(&c.PermissionsClaim, "jwt-permissions-claim", c.PermissionsClaim, "claim holding Temporal permissions <namespace>:<read|write|worker|admin>")
 	fs.DurationVar(&c.JWTSkew, "jwt-skew", c.JWTSkew, "clock skew allowed for exp and nbf")
+	fs.StringVar(&c.PermissionsRegex, "jwt-permissions-regex", c.PermissionsRegex, "regular expression with named groups (?P<namespace>...) and (?P<role>...) that parses each permission entry instead of <namespace>:<role> (Temporal's permissionsRegex)")
+	fs.DurationVar(&c.JWTMaxLifetime, "jwt-max-lifetime", c.JWTMaxLifetime, "refuse tokens whose exp is more than this after their iat (0: no limit)")
 
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) to serve HTTPS; reloaded when it changes")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; /encode and /decode require a client certificate it signed (mTLS); /healthz, /readyz and /metrics do not")
 	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to check the TLS files for changes")
-	fs.Var(&c.ClientPermissions, "client-permission", "grant a client certificate's subject common name a permission, <CN>=<namespace>:<role> (repeatable; turns mTLS identities on)")
+	fs.Var(&c.ClientPermissions, "client-permission", "grant a client certificate a permission, <identity>=<namespace>:<role>; identity is the subject CN (bare or cn:NAME), a SAN uri:URI, dns:NAME or email:ADDR, or * for every verified certificate (repeatable; turns mTLS identities on)")
 
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger gets 413")
 	fs.IntVar(&c.MaxPayloads, "max-payloads", c.MaxPayloads, "most payloads in one request; more gets 413")
+	fs.IntVar(&c.MaxMetadata, "max-metadata-entries", c.MaxMetadata, "most metadata entries of all payloads in one request; more gets 413")
+	fs.Int64Var(&c.MaxInFlightBytes, "max-inflight-body-bytes", c.MaxInFlightBytes, "request body bytes, and bytes /decode decompresses, all requests may hold together; past it requests get 503 with Retry-After")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to handle a request and write the answer")
@@ -166,6 +187,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics at /metrics (--metrics=false turns them off)")
 	fs.BoolVar(&c.Audit, "audit", c.Audit, "write an audit line per encode/decode request (--audit=false turns it off)")
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
+	fs.DurationVar(&c.AuditSync, "audit-flush-interval", c.AuditSync, "how often buffered audit lines are written out (and on shutdown); a crash loses at most this much (0: write every line at once)")
 
 	c.Subjects.Register(fs)
 	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
@@ -183,16 +205,48 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (subcommands: keys, healthcheck)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (subcommands: keys, decode, healthcheck)", fs.Arg(0))
 	}
-	return m.Config.Validate()
+	if err := checkEmptyKeysFile(fs, args, m.LookupEnv); err != nil {
+		return err
+	}
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	return m.checkDevKeys(fs)
+}
+
+// checkDevKeys refuses the development key file, which Validate allows only
+// for the loopback default without authentication, when the environment
+// suggests a mistake: a CODEC_SERVER_* variable that names no flag (a
+// misspelled CODEC_SERVER_KEYS_FILE), or a Kubernetes pod, where the file
+// would vanish with the pod.
+func (m *Main) checkDevKeys(fs *flag.FlagSet) error {
+	if m.Config.Keys.Source() != "dev-file" {
+		return nil
+	}
+	if m.Environ != nil {
+		if unknown := keyflags.UnknownEnv(fs, m.Environ()); len(unknown) > 0 {
+			return keyflags.NoKeyringError("the environment sets " + strings.Join(unknown, ", ") + ", which name no flag (misspelled?)")
+		}
+	}
+	lookup := m.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if why := keyflags.InKubernetes(lookup); why != "" {
+		return keyflags.NoKeyringError(why)
+	}
+	return nil
 }
 
 const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
-  codec-server keys new|rotate|list --file F  manage a local key file
+  codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
   codec-server keys shred --subject ID ...    erase a data subject's payloads (docs/ERASURE.md)
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
+  codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
+  codec-server --version                      module version and VCS revision
 
 Every flag can be set by the environment variable named after it; flags win.
 See docs/SERVER.md.
@@ -224,6 +278,24 @@ func (c *Config) Validate() error {
 	if len(c.ClientPermissions) > 0 && c.TLSClientCA == "" {
 		return errors.New("--client-permission needs --tls-client-ca")
 	}
+	jwtOn := c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != ""
+	if c.TLSClientCA != "" && len(c.ClientPermissions) == 0 && !jwtOn && !isLoopback(host) {
+		return fmt.Errorf("--tls-client-ca without --client-permission on %s would give every certificate the CA signed every permission: map certificates with --client-permission, or say so explicitly with --client-permission '*=<namespace>:<role>'", c.Listen)
+	}
+	if c.PermissionsRegex != "" {
+		if _, err := codecserver.CompilePermissionsRegex(c.PermissionsRegex); err != nil {
+			return fmt.Errorf("--jwt-permissions-regex: %w", err)
+		}
+	}
+	if c.JWTMaxLifetime < 0 || c.AuditSync < 0 {
+		return errors.New("--jwt-max-lifetime and --audit-flush-interval cannot be negative")
+	}
+	if c.MaxMetadata <= 0 || c.MaxInFlightBytes <= 0 {
+		return errors.New("--max-metadata-entries and --max-inflight-body-bytes must be positive")
+	}
+	if c.MaxInFlightBytes < c.MaxBodyBytes {
+		return errors.New("--max-inflight-body-bytes must be at least --max-body-bytes")
+	}
 	for _, o := range c.CORSOrigins {
 		if _, err := codecserver.NormalizeOrigin(o); err != nil {
 			return fmt.Errorf("--cors-origin: %w", err)
@@ -244,6 +316,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 || c.MaxPayloads <= 0 {
 		return errors.New("--max-body-bytes and --max-payloads must be positive")
+	}
+	if c.Keys.KeysFile == "" && c.Keys.Vault.Address == "" {
+		// The development key file is for the loopback default only.
+		switch {
+		case c.AuthConfigured():
+			return keyflags.NoKeyringError("authentication is configured (a deployment, not the local default)")
+		case c.InsecureNoAuth:
+			return keyflags.NoKeyringError("--insecure-no-auth is set (a deployment, not the local default)")
+		case !isLoopback(host):
+			return keyflags.NoKeyringError(fmt.Sprintf("--listen %s is not a loopback address", c.Listen))
+		}
 	}
 	if err := c.Keys.Validate(); err != nil {
 		return err
@@ -302,6 +385,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.Metrics {
 		metrics = codecserver.NewMetrics()
 	}
+	if metrics != nil {
+		c.Keys.OnReload = metrics.ObserveKeyReload
+	}
+	if c.Keys.KeysFile != "" && c.Keys.Vault.Address == "" {
+		if err := checkKeyFile("--keys-file", c.Keys.KeysFile); err != nil {
+			return err
+		}
+	}
 	kr, closer, err := c.Keys.Open(ctx, m.logger)
 	if err != nil {
 		return err
@@ -327,8 +418,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	codecs := []converter.PayloadCodec{cdc}
+	if c.Zlib {
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
+	}
 	scfg := codecserver.Config{
-		Codec:            cdc,
+		Codecs:           codecs,
 		Keyring:          kr,
 		DefaultNamespace: c.DefaultNamespace,
 		CORSOrigins:      c.CORSOrigins,
@@ -336,7 +431,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxBodyBytes:     c.MaxBodyBytes,
 		MaxPayloads:      c.MaxPayloads,
 		Logger:           m.logger,
-		Metrics:          metrics,
+		// Named fields below keep the literal above untouched.
+		MaxMetadataEntries:   c.MaxMetadata,
+		MaxInFlightBodyBytes: c.MaxInFlightBytes,
+		Metrics:              metrics,
 		// The handshake verifies a client certificate if one is given;
 		// /encode and /decode require one, probes and /metrics do not.
 		RequireClientCert: c.TLSClientCA != "",
@@ -347,6 +445,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
 			Algorithms:       splitComma(c.JWTAlgorithms),
 			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
+			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
 		})
 		if err != nil {
 			return err
@@ -386,7 +485,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.closers = append(m.closers, f)
 			w = f
 		}
-		scfg.AuditLog = slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
+		// Buffered: one write per batch, not per request. Closed (so
+		// flushed) after the HTTP server has shut down and before the file.
+		aw := codecserver.NewAuditWriter(w, c.AuditSync)
+		m.closers = append(m.closers, aw)
+		scfg.AuditWriter = aw // the same JSON lines as a slog JSON handler, without slog
 	}
 	srv, err := codecserver.New(scfg)
 	if err != nil {
@@ -399,12 +502,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		if tlsCfg, err = codecserver.TLSConfig(cr, c.TLSClientCA); err != nil {
+		var ca *codecserver.ClientCAReloader
+		if c.TLSClientCA != "" {
+			if ca, err = codecserver.NewClientCAReloader(c.TLSClientCA, m.logger); err != nil {
+				return err
+			}
+		}
+		if tlsCfg, err = codecserver.TLSConfigReloading(cr, ca); err != nil {
 			return err
 		}
 		if c.TLSReload > 0 {
 			m.wg.Add(1)
 			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
+			if ca != nil {
+				m.wg.Add(1)
+				go func() { defer m.wg.Done(); ca.Watch(bg, c.TLSReload) }()
+			}
 		}
 	}
 
@@ -473,7 +586,7 @@ func (m *Main) Close() error {
 				err = e
 			}
 		}
-		if m.logger != nil {
+		if m.logger != nil && m.srv != nil && m.ln != nil { // a server that never started did not stop
 			m.logger.Info("codec server stopped")
 		}
 	})

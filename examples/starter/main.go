@@ -25,6 +25,7 @@ import (
 
 	"github.com/envelopecodec/envelope/examples/internal/exampleenv"
 	"github.com/envelopecodec/envelope/examples/internal/onboarding"
+	"github.com/envelopecodec/envelope/internal/version"
 )
 
 func main() {
@@ -38,6 +39,10 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
+	if version.Requested(args) {
+		fmt.Fprintln(stdout, version.String("starter"))
+		return nil
+	}
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	var keys exampleenv.Keys
 	keys.Register(fs)

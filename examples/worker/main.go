@@ -24,6 +24,7 @@ import (
 
 	"github.com/envelopecodec/envelope/examples/internal/exampleenv"
 	"github.com/envelopecodec/envelope/examples/internal/onboarding"
+	"github.com/envelopecodec/envelope/internal/version"
 )
 
 func main() {
@@ -37,6 +38,10 @@ func main() {
 }
 
 func run(args []string) error {
+	if version.Requested(args) {
+		fmt.Println(version.String("worker"))
+		return nil
+	}
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	var keys exampleenv.Keys
 	keys.Register(fs)

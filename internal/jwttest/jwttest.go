@@ -29,6 +29,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
@@ -206,6 +207,9 @@ type Claims struct {
 
 	// KeyID overrides the "kid" header; "-" leaves it out.
 	KeyID string
+
+	// Header holds extra protected header parameters, e.g. "crit".
+	Header map[string]any
 }
 
 // Token signs claims with the Issuer's key and returns the compact JWT.
@@ -227,7 +231,15 @@ func (i *Issuer) Token(t testing.TB, c Claims) string {
 		}
 		priv = cl
 	}
-	b, err := jwt.Sign(tok, jwt.WithKey(i.alg, priv))
+	var kopts []jwt.Option
+	if len(c.Header) > 0 {
+		h := jws.NewHeaders()
+		for k, v := range c.Header {
+			must(t, h.Set(k, v))
+		}
+		kopts = append(kopts, jws.WithProtectedHeaders(h))
+	}
+	b, err := jwt.Sign(tok, jwt.WithKey(i.alg, priv, kopts...))
 	if err != nil {
 		t.Fatalf("jwttest: sign: %v", err)
 	}
@@ -285,7 +297,11 @@ func (i *Issuer) build(t testing.TB, c Claims) jwt.Token {
 	if c.PermissionsClaim == "" {
 		c.PermissionsClaim = DefaultClaim
 	}
-	b := jwt.NewBuilder().Subject(c.Subject).Issuer(c.Issuer).Audience(c.Audience).
+	b := jwt.NewBuilder().Issuer(c.Issuer)
+	if c.Subject != "-" { // "-" leaves "sub" out
+		b = b.Subject(c.Subject)
+	}
+	b = b.Audience(c.Audience).
 		IssuedAt(c.IssuedAt).Expiration(c.ExpiresAt)
 	if !c.NotBefore.IsZero() {
 		b = b.NotBefore(c.NotBefore)

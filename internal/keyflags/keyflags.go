@@ -57,6 +57,10 @@ type Options struct {
 	// development key file is in use. It is not a flag: commands set it
 	// (usually to DefaultDevKeysFile) to get a working default.
 	DevKeysFile string
+
+	// OnReload, if set, is called after every reload of the key file with
+	// its error (nil on success), for metrics. It is not a flag.
+	OnReload func(error)
 }
 
 // Register adds the keyring flags to fs. Their environment twins are named
@@ -83,7 +87,7 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&v.KubernetesRole, "vault-k8s-role", v.KubernetesRole, "Vault role to log in with the pod's service account token")
 	fs.StringVar(&v.KubernetesTokenPath, "vault-k8s-token-path", v.KubernetesTokenPath, "service account token file (default /var/run/secrets/kubernetes.io/serviceaccount/token)")
 	fs.DurationVar(&v.Timeout, "vault-timeout", v.Timeout, "timeout of one Vault call (default 5s)")
-	fs.IntVar(&v.MaxRetries, "vault-max-retries", v.MaxRetries, "retries of a failed Vault call (default 2)")
+	fs.Var(retriesValue{&v.MaxRetries}, "vault-max-retries", "retries of a failed Vault call; 0 turns retries off")
 	AnnotateUsage(fs)
 }
 
@@ -153,7 +157,7 @@ func (o *Options) Open(ctx context.Context, logger *slog.Logger) (keyring.Keyrin
 		logger.Warn("keyring: using a DEVELOPMENT key file; do not use it for real data (set --keys-file or --vault-addr)",
 			"file", path, "created", created)
 	}
-	f, err := keyring.OpenFile(path, keyring.FileOptions{Logger: logger})
+	f, err := keyring.OpenFile(path, keyring.FileOptions{Logger: logger, OnReload: o.OnReload})
 	if err != nil {
 		return nil, nil, fmt.Errorf("keyflags: %w", err)
 	}

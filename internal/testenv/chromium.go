@@ -64,6 +64,15 @@ func (b *Browser) Write(p []byte) (int, error) {
 // and every process it started are stopped when the test ends.
 func StartChromium(t testing.TB) *Browser {
 	t.Helper()
+	return StartChromiumWithFlags(t, nil)
+}
+
+// StartChromiumWithFlags is [StartChromium] with extra command-line flags
+// (name without the leading "--" mapped to a value, or to true for a bare
+// flag), e.g. "ignore-certificate-errors-spki-list" to trust a test
+// server's certificate.
+func StartChromiumWithFlags(t testing.TB, flags map[string]any) *Browser {
+	t.Helper()
 	b := &Browser{}
 	var pgid int
 	opts := []chromedp.ExecAllocatorOption{
@@ -90,6 +99,9 @@ func StartChromium(t testing.TB) *Browser {
 			cmd.SysProcAttr.Setpgid = true
 			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 		}),
+	}
+	for name, v := range flags {
+		opts = append(opts, chromedp.Flag(name, v))
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(func(string, ...any) {}))

@@ -26,11 +26,13 @@ type Keyring struct {
 
 	newCalls    atomic.Int64
 	unwrapCalls atomic.Int64
+	gen         atomic.Uint64
 }
 
 var (
-	_ keyring.Keyring = (*Keyring)(nil)
-	_ keyring.Checker = (*Keyring)(nil)
+	_ keyring.Keyring  = (*Keyring)(nil)
+	_ keyring.Checker  = (*Keyring)(nil)
+	_ keyring.Rotating = (*Keyring)(nil)
 )
 
 // New returns a keyring with one active key, "test/1".
@@ -60,8 +62,12 @@ func (k *Keyring) Rotate() string {
 	k.serial++
 	k.active = fmt.Sprintf("test/%d", k.serial)
 	k.keys[k.active] = aead
+	k.gen.Add(1)
 	return k.active
 }
+
+// KeyGeneration implements keyring.Rotating: Rotate changes it.
+func (k *Keyring) KeyGeneration() uint64 { return k.gen.Load() }
 
 // Forget removes a key, as if it had been deleted from the key service.
 func (k *Keyring) Forget(id string) {
@@ -123,14 +129,14 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 	for i, w := range keys {
 		aead, ok := k.keys[w.KeyID]
 		if !ok {
-			return nil, fmt.Errorf("keyringtest: key %q: %w", w.KeyID, keyring.ErrUnknownKey)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("keyringtest: key %q: %w", w.KeyID, keyring.ErrUnknownKey)}
 		}
 		if len(w.Wrapped) < 12 {
-			return nil, fmt.Errorf("keyringtest: key %q: %w", w.KeyID, keyring.ErrUnwrap)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("keyringtest: key %q: %w", w.KeyID, keyring.ErrUnwrap)}
 		}
 		dek, err := aead.Open(nil, w.Wrapped[:12], w.Wrapped[12:], []byte(w.KeyID))
 		if err != nil {
-			return nil, fmt.Errorf("keyringtest: key %q: %w", w.KeyID, keyring.ErrUnwrap)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("keyringtest: key %q: %w", w.KeyID, keyring.ErrUnwrap)}
 		}
 		out[i] = keyring.NewSecret(dek)
 	}

@@ -170,7 +170,7 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]
 	for i, w := range keys {
 		subject, gen, err := parseKeyID(DirStoreName, w.KeyID)
 		if err != nil {
-			return nil, err
+			return nil, &keyring.KeyError{Index: i, Err: err}
 		}
 		f, ok := files[subject]
 		if !ok {
@@ -184,18 +184,18 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]
 			files[subject] = f
 		}
 		if f == nil || f.Generation != gen {
-			return nil, fmt.Errorf("subject: key %q: %w", truncate(w.KeyID), keyring.ErrErased)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: %w", truncate(w.KeyID), keyring.ErrErased)}
 		}
 		aead, err := subjectAEAD(f.Key)
 		if err != nil {
 			return nil, err
 		}
 		if len(w.Wrapped) != aead.NonceSize()+keyring.DataKeySize+aead.Overhead() {
-			return nil, fmt.Errorf("subject: key %q: wrapped data key is %d bytes, want %d: %w", truncate(w.KeyID), len(w.Wrapped), aead.NonceSize()+keyring.DataKeySize+aead.Overhead(), keyring.ErrUnwrap)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: wrapped data key is %d bytes, want %d: %w", truncate(w.KeyID), len(w.Wrapped), aead.NonceSize()+keyring.DataKeySize+aead.Overhead(), keyring.ErrUnwrap)}
 		}
 		dek, err := aead.Open(nil, w.Wrapped[:aead.NonceSize()], w.Wrapped[aead.NonceSize():], []byte(dirWrapAAD+w.KeyID))
 		if err != nil {
-			return nil, fmt.Errorf("subject: key %q: %w", truncate(w.KeyID), keyring.ErrUnwrap)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: %w", truncate(w.KeyID), keyring.ErrUnwrap)}
 		}
 		out[i] = keyring.NewSecret(dek)
 	}

@@ -16,6 +16,7 @@ package subject
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -57,7 +58,12 @@ type Keyring struct {
 	opts  Options
 }
 
-var _ keyring.SubjectKeyring = (*Keyring)(nil)
+var (
+	_ keyring.SubjectKeyring = (*Keyring)(nil)
+	_ keyring.Rotating       = (*Keyring)(nil)
+	_ keyring.Checker        = (*Keyring)(nil)
+	_ keyring.LegacyKeys     = (*Keyring)(nil)
+)
 
 // New returns a Keyring that takes namespace keys from base and data
 // subject keys from store.
@@ -112,7 +118,16 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 		}
 		secrets, err := part.unwrap(req)
 		if err != nil {
-			return nil, err
+			// Name the failing key by its index in this call's keys.
+			at := part.idx[0]
+			if j, ok := keyring.FailedKey(err); ok && j >= 0 && j < len(part.idx) {
+				at = part.idx[j]
+			}
+			var ke *keyring.KeyError
+			if errors.As(err, &ke) {
+				err = ke.Err
+			}
+			return nil, &keyring.KeyError{Index: at, Err: err}
 		}
 		if len(secrets) != len(req) {
 			return nil, fmt.Errorf("subject: store returned %d data keys, want %d", len(secrets), len(req))
@@ -176,6 +191,16 @@ func Shred(ctx context.Context, store Store, subject, by string, audit *slog.Log
 		return false, fmt.Errorf("subject: shred %q: %w", subject, err)
 	}
 	return existed, nil
+}
+
+// KeyGeneration implements keyring.Rotating with the base keyring's
+// generation (0 if it does not rotate), so the codec still notices a
+// rotation of the namespace keys. Subject keys never rotate.
+func (k *Keyring) KeyGeneration() uint64 {
+	if r, ok := k.base.(keyring.Rotating); ok {
+		return r.KeyGeneration()
+	}
+	return 0
 }
 
 // Check implements keyring.Checker with the base keyring, if it has one.

@@ -304,6 +304,52 @@ func TestSubjectErrors(t *testing.T) {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 		}
 	}
+	// A failure names its key by its index in the whole call, whichever
+	// part (namespace keyring or store) it came from.
+	nk, err := kr.NewDataKey(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []keyring.WrappedKey{{KeyID: nk.KeyID, Wrapped: nk.Wrapped}, {KeyID: dk.KeyID, Wrapped: dk.Wrapped}, {KeyID: "subject/dir/customer-12/00", Wrapped: dk.Wrapped}}
+	if _, err := kr.UnwrapDataKeys(ctx, "default", batch); !errors.Is(err, keyring.ErrErased) {
+		t.Errorf("batch with an erased key: err %v, want ErrErased", err)
+	} else if i, ok := keyring.FailedKey(err); !ok || i != 2 {
+		t.Errorf("batch with an erased key: FailedKey = %d, %v; want 2, true", i, ok)
+	}
+	batch[0].Wrapped = append([]byte(nil), nk.Wrapped...)
+	batch[0].Wrapped[0] ^= 1
+	if _, err := kr.UnwrapDataKeys(ctx, "default", batch[:2]); err == nil {
+		t.Error("a tampered namespace key unwrapped")
+	} else if i, ok := keyring.FailedKey(err); ok && i != 0 {
+		t.Errorf("a tampered namespace key: FailedKey = %d, want 0", i)
+	}
+
+	// The namespace keyring's rotations still reach the codec.
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "k.json")
+	if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := keyring.OpenFile(keys, keyring.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fk, _ := subject.New(f, d, subject.Options{})
+	if fk.KeyGeneration() != f.KeyGeneration() {
+		t.Errorf("KeyGeneration %d, want the key file's %d", fk.KeyGeneration(), f.KeyGeneration())
+	}
+	base := keyringtest.New()
+	bk, _ := subject.New(base, d, subject.Options{})
+	before := bk.KeyGeneration()
+	base.Rotate()
+	if bk.KeyGeneration() == before || bk.KeyGeneration() != base.KeyGeneration() {
+		t.Errorf("KeyGeneration did not follow a rotation of the namespace keyring: %d -> %d", before, bk.KeyGeneration())
+	}
+	plainKR, _ := subject.New(struct{ keyring.Keyring }{keyringtest.New()}, d, subject.Options{})
+	if g := plainKR.KeyGeneration(); g != 0 {
+		t.Errorf("KeyGeneration over a keyring that does not rotate: %d, want 0", g)
+	}
+
 	// A key file Shred has overwritten but not yet unlinked reads as erased.
 	zeroDir := t.TempDir()
 	zd, _ := subject.NewDir(zeroDir)

@@ -189,7 +189,7 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 	for i, w := range keys {
 		subject, birth, err := parseKeyID(VaultStoreName, w.KeyID)
 		if err != nil {
-			return nil, err
+			return nil, &keyring.KeyError{Index: i, Err: err}
 		}
 		g := bySubject[subject+"/"+birth]
 		if g == nil {
@@ -208,7 +208,12 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[gi] = v.decrypt(ctx, g.subject, g.birth, keys, g.idx, out)
+			if err := v.decrypt(ctx, g.subject, g.birth, keys, g.idx, out); err != nil {
+				if _, ok := keyring.FailedKey(err); !ok {
+					err = &keyring.KeyError{Index: g.idx[0], Err: err}
+				}
+				errs[gi] = err
+			}
 		}()
 	}
 	wg.Wait()
@@ -245,7 +250,7 @@ func (v *Vault) decrypt(ctx context.Context, subject, birth string, keys []keyri
 		m, _ := r.(map[string]any)
 		pt, _ := m["plaintext"].(string)
 		if e, _ := m["error"].(string); e != "" || pt == "" {
-			return v.explain(ctx, name, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))
+			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, name, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
 		}
 		dek, err := base64.StdEncoding.DecodeString(pt)
 		if err != nil || len(dek) != keyring.DataKeySize {

@@ -20,7 +20,10 @@
 // "vault:vN:" prefix. Rotating the key in Vault
 // (transit/keys/<key>/rotate) makes new payloads carry the new version,
 // while old payloads keep decoding until min_decryption_version is raised
-// past their version; then they fail with keyring.ErrUnknownKey.
+// past their version; then they fail with keyring.ErrUnknownKey. The keyring
+// reads the latest version of the keys it seals with every
+// Config.KeyPollInterval (10s) and implements keyring.Rotating, so the codec
+// stops sealing under data keys of an older version within that time.
 //
 // # Namespaces
 //

@@ -293,6 +293,9 @@ func TestBatchItemErrors(t *testing.T) {
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.item) {
 				t.Fatalf("UnwrapDataKeys: %v, want %v with Vault's reason", err, tc.want)
 			}
+			if i, ok := keyring.FailedKey(err); !ok || i != 1 {
+				t.Fatalf("FailedKey = %d, %v; want the second key, 1", i, ok)
+			}
 		})
 	}
 	t.Run("a batch answer with too few results is an error", func(t *testing.T) {

@@ -30,6 +30,10 @@ const (
 	DefaultTimeout             = 5 * time.Second
 	DefaultMaxRetries          = 2
 	DefaultRetryWait           = 250 * time.Millisecond
+	// DefaultKeyPollInterval is how often the keyring reads the latest
+	// version of the transit keys it seals with, so a rotation in Vault
+	// reaches new payloads within this time.
+	DefaultKeyPollInterval = 10 * time.Second
 
 	// NamespacePlaceholder in Config.KeyName is replaced by the Temporal
 	// namespace.
@@ -79,6 +83,15 @@ type Config struct {
 	// RetryWait is the wait before the first retry; it doubles for each
 	// further retry (with jitter, at most 5s). Default 250ms.
 	RetryWait time.Duration
+
+	// KeyPollInterval is how often the latest version of each transit key
+	// this keyring has sealed with is read (transit/keys/<key>, which the
+	// token's policy must allow reading); when it grows, the keyring's
+	// key generation (keyring.Rotating) changes and the codec stops
+	// sealing under data keys of the older version. Default
+	// DefaultKeyPollInterval (10s); negative turns polling off (rotations
+	// then reach new payloads within the codec's DataKeyMaxAge).
+	KeyPollInterval time.Duration
 }
 
 // Keyring is a keyring.Keyring on Vault transit. Data keys come from
@@ -108,11 +121,19 @@ type Keyring struct {
 	bgCancel  context.CancelFunc
 	bgDone    chan struct{}
 	closeOnce sync.Once
+
+	pollInterval time.Duration
+	pollDone     chan struct{}
+	gen          atomic.Uint64 // changes when a newer key version is seen
+	versionMu    sync.Mutex
+	versions     map[string]int // transit key name -> latest version seen
+	pollFailing  map[string]bool
 }
 
 var (
-	_ keyring.Keyring = (*Keyring)(nil)
-	_ keyring.Checker = (*Keyring)(nil)
+	_ keyring.Keyring  = (*Keyring)(nil)
+	_ keyring.Checker  = (*Keyring)(nil)
+	_ keyring.Rotating = (*Keyring)(nil)
 )
 
 // New connects to Vault, logs in, starts renewing the token and checks
@@ -130,6 +151,10 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	k.bgCtx, k.bgCancel = context.WithCancel(context.Background())
 	k.bgDone = make(chan struct{})
 	go k.renewLoop(secret)
+	if k.pollInterval > 0 {
+		k.pollDone = make(chan struct{})
+		go k.pollLoop()
+	}
 	if err := k.Check(ctx); err != nil {
 		k.Close()
 		return nil, err
@@ -149,6 +174,13 @@ func newKeyring(cfg Config) (*Keyring, error) {
 		maxRetries: cfg.MaxRetries,
 		logger:     cfg.Logger,
 		newSecret:  make(chan *api.Secret, 1),
+
+		pollInterval: cfg.KeyPollInterval,
+		versions:     make(map[string]int),
+		pollFailing:  make(map[string]bool),
+	}
+	if k.pollInterval == 0 {
+		k.pollInterval = DefaultKeyPollInterval
 	}
 	if k.mount == "" {
 		k.mount = DefaultMount
@@ -282,6 +314,9 @@ func (k *Keyring) Close() error {
 		if k.bgCancel != nil {
 			k.bgCancel()
 			<-k.bgDone
+			if k.pollDone != nil {
+				<-k.pollDone
+			}
 		}
 	})
 	return nil
@@ -331,7 +366,14 @@ func (k *Keyring) NewDataKey(ctx context.Context, namespace string) (keyring.Dat
 	if err != nil || len(dek) != keyring.DataKeySize {
 		return keyring.DataKey{}, fmt.Errorf("vault: %s: data key is %d bytes, want %d", o, len(dek), keyring.DataKeySize)
 	}
+	k.sawVersion(name, v)
 	id := KeyID{Mount: k.mount, Key: name, Version: v}
+	// A key ID that ParseKeyID would refuse (a mount and key name too long
+	// together) would seal payloads that never decode: refuse it here.
+	if _, err := ParseKeyID(id.String()); err != nil {
+		clear(dek)
+		return keyring.DataKey{}, fmt.Errorf("vault: %s: the key ID of mount %q and key %q cannot be stored: %v", o, k.mount, name, err)
+	}
 	return keyring.DataKey{KeyID: id.String(), Wrapped: []byte(d.Ciphertext), Key: keyring.NewSecret(dek)}, nil
 }
 
@@ -362,24 +404,24 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 	for i, w := range keys {
 		id, err := ParseKeyID(w.KeyID)
 		if err != nil {
-			return nil, fmt.Errorf("vault: key %q: %v: %w", truncate(w.KeyID), err, keyring.ErrUnknownKey)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: %v: %w", truncate(w.KeyID), err, keyring.ErrUnknownKey)}
 		}
 		if id.Mount != k.mount {
-			return nil, fmt.Errorf("vault: key %q: names transit mount %q, this keyring uses %q: %w", w.KeyID, id.Mount, k.mount, keyring.ErrUnknownKey)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: names transit mount %q, this keyring uses %q: %w", w.KeyID, id.Mount, k.mount, keyring.ErrUnknownKey)}
 		}
 		switch {
 		case slices.Contains(allowed, id.Key):
 		case k.templated && id.Key != want:
-			return nil, fmt.Errorf("vault: key %q: transit key %q is not the key of namespace %q (%q): %w", w.KeyID, id.Key, namespaceOrDefault(namespace), want, keyring.ErrPermission)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: transit key %q is not the key of namespace %q (%q): %w", w.KeyID, id.Key, namespaceOrDefault(namespace), want, keyring.ErrPermission)}
 		case !k.templated && id.Key != k.keyName:
-			return nil, fmt.Errorf("vault: key %q: transit key %q is neither the configured key %q nor one of its previous keys: %w", w.KeyID, id.Key, k.keyName, keyring.ErrUnknownKey)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: transit key %q is neither the configured key %q nor one of its previous keys: %w", w.KeyID, id.Key, k.keyName, keyring.ErrUnknownKey)}
 		}
 		v, ok := ciphertextVersion(w.Wrapped)
 		if !ok {
-			return nil, fmt.Errorf("vault: key %q: wrapped data key is not a transit ciphertext: %w", w.KeyID, keyring.ErrUnwrap)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: wrapped data key is not a transit ciphertext: %w", w.KeyID, keyring.ErrUnwrap)}
 		}
 		if v != id.Version {
-			return nil, fmt.Errorf("vault: key %q: wrapped data key is from key version %d: %w", w.KeyID, v, keyring.ErrUnwrap)
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: wrapped data key is from key version %d: %w", w.KeyID, v, keyring.ErrUnwrap)}
 		}
 		if _, seen := groups[id.Key]; !seen {
 			order = append(order, id.Key)
@@ -457,11 +499,11 @@ func (k *Keyring) decryptBatch(ctx context.Context, name string, keys []keyring.
 				// The key version is gone or below min_decryption_version.
 				sentinel = keyring.ErrUnknownKey
 			}
-			return fmt.Errorf("vault: %s: key %q: vault refused the item: %s: %w", o, id, reason, sentinel)
+			return &keyring.KeyError{Index: idx[j], Err: fmt.Errorf("vault: %s: key %q: vault refused the item: %s: %w", o, id, reason, sentinel)}
 		}
 		dek, err := base64.StdEncoding.DecodeString(res.Plaintext)
 		if err != nil || len(dek) != keyring.DataKeySize {
-			return fmt.Errorf("vault: %s: key %q: data key is %d bytes, want %d: %w", o, id, len(dek), keyring.DataKeySize, keyring.ErrUnwrap)
+			return &keyring.KeyError{Index: idx[j], Err: fmt.Errorf("vault: %s: key %q: data key is %d bytes, want %d: %w", o, id, len(dek), keyring.DataKeySize, keyring.ErrUnwrap)}
 		}
 		out[idx[j]] = keyring.NewSecret(dek)
 	}

@@ -93,14 +93,15 @@ func IsSealed(p *commonpb.Payload) bool {
 }
 
 // IsLegacy reports whether a sealed payload is in the static-key format of
-// the Temporal samples' encryption codec: an encryption-key-id but no
-// encryption-format. Its data has the same layout as v1 (nonce ‖ ciphertext
-// ‖ tag) and no additional data.
+// the Temporal samples' encryption codec: an encryption-key-id (empty, the
+// samples' default, included) but no encryption-format. Its data has the
+// same layout as v1 (nonce ‖ ciphertext ‖ tag) and no additional data.
 func IsLegacy(p *commonpb.Payload) bool {
 	md := p.GetMetadata()
 	_, hasFormat := md[MetadataFormat]
-	keyID := md[MetadataKeyID]
-	return !hasFormat && len(keyID) > 0 && len(keyID) <= MaxKeyIDLen
+	// The samples' default key ID is "": the key is there, its value empty.
+	keyID, hasKeyID := md[MetadataKeyID]
+	return !hasFormat && hasKeyID && len(keyID) <= MaxKeyIDLen
 }
 
 // ParseHeader reads and checks the metadata of a sealed payload. It does not

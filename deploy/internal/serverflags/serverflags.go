@@ -10,7 +10,7 @@ import "strings"
 // Flags lists the codec-server flags (`codec-server --help`); the deploy
 // artifacts may set only these.
 var Flags = []string{
-	"listen", "default-namespace", "insecure-no-auth",
+	"listen", "default-namespace", "insecure-no-auth", "zlib",
 	"cors-origin", "cors-max-age",
 	"jwks-url", "oidc-issuer", "jwks-file", "jwt-issuer", "jwt-audience", "jwt-algorithms", "jwt-permissions-claim", "jwt-skew",
 	"tls-cert", "tls-key", "tls-client-ca", "tls-reload", "client-permission",
