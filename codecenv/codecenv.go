@@ -15,7 +15,9 @@
 // VAULT_ADDR with CODEC_SERVER_VAULT_KEY, VAULT_TOKEN or the AppRole and
 // Kubernetes variables, and the other CODEC_SERVER_VAULT_* settings; every
 // one is listed with the server's flags in the README. Exactly one keyring
-// must be configured.
+// must be configured. CODEC_SERVER_SUBJECT_STORE (dir, with
+// CODEC_SERVER_SUBJECT_DIR, or vault) adds data subject keys for
+// Options.Codec.Subject (docs/ERASURE.md).
 //
 // # Temporal connection and namespace
 //
