@@ -31,8 +31,12 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // connection of a Vault keyring (vault.Keyring.APIClient), whose requests
 // rt (if set) sees.
 func vaultStore(t testing.TB, v *testenv.Vault, rt http.RoundTripper) *subject.Vault {
+	return vaultStoreWithToken(t, v, rt, v.Token)
+}
+
+func vaultStoreWithToken(t testing.TB, v *testenv.Vault, rt http.RoundTripper, token string) *subject.Vault {
 	t.Helper()
-	kr, err := vault.New(context.Background(), vault.Config{Address: v.Addr, Token: v.Token, KeyName: "temporal", Transport: rt})
+	kr, err := vault.New(context.Background(), vault.Config{Address: v.Addr, Token: token, KeyName: "temporal", Transport: rt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +79,38 @@ func TestVaultStore(t *testing.T) {
 			if _, err := s.UnwrapDataKeys(ctx, []keyring.WrappedKey{tc.w}); !errors.Is(err, tc.want) {
 				t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 			}
+		}
+	})
+	t.Run("the documented policies: users cannot shred, the shredder can", func(t *testing.T) {
+		// The policies of docs/ERASURE.md.
+		v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+`
+path "transit/keys/subject-*"              { capabilities = ["create", "read", "update"] }
+path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
+path "transit/decrypt/subject-*"           { capabilities = ["update"] }
+path "transit/hmac/subject-*"              { capabilities = ["update"] }
+`)
+		v.WritePolicy(t, "subject-shredder", `path "transit/keys/temporal" { capabilities = ["read"] }
+path "transit/keys/subject-*"              { capabilities = ["read", "update", "delete"] }
+path "transit/hmac/subject-*"              { capabilities = ["update"] }
+`)
+		ctx := context.Background()
+		user := vaultStoreWithToken(t, v, nil, v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}}))
+		dk, err := user.NewDataKey(ctx, "customer-policy")
+		if err != nil {
+			t.Fatalf("a subject-user creates and uses a subject key: %v", err)
+		}
+		if _, err := user.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); err != nil {
+			t.Fatalf("a subject-user unwraps: %v", err)
+		}
+		if _, err := user.Shred(ctx, "customer-policy"); !errors.Is(err, keyring.ErrPermission) {
+			t.Fatalf("a subject-user shreds: err %v, want ErrPermission", err)
+		}
+		shredder := vaultStoreWithToken(t, v, nil, v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-shredder"}}))
+		if existed, err := shredder.Shred(ctx, "customer-policy"); err != nil || !existed {
+			t.Fatalf("the shredder shreds: existed %v, err %v", existed, err)
+		}
+		if _, err := user.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); !errors.Is(err, keyring.ErrErased) {
+			t.Fatalf("after the shred: err %v, want ErrErased", err)
 		}
 	})
 	t.Run("shred deletes the transit key", func(t *testing.T) {
