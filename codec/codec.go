@@ -45,6 +45,10 @@ var (
 	// ErrNotEncrypted means Options.RequireEncryption is set and a payload
 	// is not sealed.
 	ErrNotEncrypted = errors.New("payload is not encrypted and encryption is required")
+	// ErrErased means a payload was sealed for a data subject whose key
+	// has been shredded: it can never be opened again (docs/ERASURE.md).
+	// It is keyring.ErrErased.
+	ErrErased = keyring.ErrErased
 )
 
 // Defaults for [Options].
@@ -54,6 +58,7 @@ const (
 	DefaultDataKeyMaxAge     = time.Hour
 	DefaultDecodeCacheSize   = 1024
 	DefaultDecodeCacheMaxAge = 15 * time.Minute
+	DefaultSubjectKeyMaxAge  = time.Minute
 )
 
 // Bounds on [Options]; New refuses larger values.
@@ -149,6 +154,22 @@ type Options struct {
 	// concurrent use; metrics are what it is for. Default: none.
 	DecodeObserver func(cached, unwrapped int)
 
+	// Subject, if set, names the data subject (a customer, a user) whose
+	// data a workflow's payloads are, from the serialization context the
+	// SDK gives (workflow ID, activity's workflow ID, namespace); "" means
+	// none. Payloads with a subject are sealed under the subject's key, so
+	// shredding that key erases them (docs/ERASURE.md); the keyring must
+	// then implement keyring.SubjectKeyring (keyring/subject), and an ID
+	// that keyring.ValidSubject refuses fails Encode. Default:
+	// none; every payload uses the namespace's key.
+	Subject func(converter.SerializationContext) string
+
+	// SubjectKeyMaxAge bounds how long a data key wrapped under a data
+	// subject's key is used for sealing or kept for decoding. It is how
+	// long a shredded subject's payloads may still open (or new ones be
+	// sealed) in a process that cached the key. Default: one minute.
+	SubjectKeyMaxAge time.Duration
+
 	// Compress compresses payloads of at least CompressThreshold bytes
 	// (marshalled) with zlib before sealing them, when that makes them
 	// smaller; the sealed payload then holds a binary/zlib payload (see
@@ -173,6 +194,7 @@ type Options struct {
 type Codec struct {
 	core      *core
 	namespace string
+	subject   string // data subject whose key seals; "" for the namespace's key
 }
 
 var (
@@ -187,7 +209,7 @@ type core struct {
 	opts Options
 
 	encMu sync.Mutex
-	enc   map[string]*sealKey // by namespace
+	enc   map[sealKeyID]*sealKey
 
 	dec  *lru.Cache[uint64, *openKey] // by core.hash
 	seed maphash.Seed
@@ -232,7 +254,7 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if err := checkPolicy(&opts); err != nil {
 		return nil, err
 	}
-	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 {
+	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 || opts.SubjectKeyMaxAge < 0 {
 		return nil, errors.New("codec: negative option")
 	}
 	if opts.DataKeyMaxUses > MaxDataKeyMaxUses {
@@ -253,6 +275,9 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.DecodeCacheMaxAge == 0 {
 		opts.DecodeCacheMaxAge = DefaultDecodeCacheMaxAge
 	}
+	if opts.SubjectKeyMaxAge == 0 {
+		opts.SubjectKeyMaxAge = DefaultSubjectKeyMaxAge
+	}
 	if opts.Concurrency == 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
@@ -272,7 +297,7 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
-	c := &core{kr: kr, opts: opts, enc: make(map[string]*sealKey), dec: cache, seed: maphash.MakeSeed()}
+	c := &core{kr: kr, opts: opts, enc: make(map[sealKeyID]*sealKey), dec: cache, seed: maphash.MakeSeed()}
 	c.rot, _ = kr.(keyring.Rotating)
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
@@ -286,7 +311,7 @@ func (c *Codec) ForNamespace(namespace string) *Codec {
 	if namespace == "" || namespace == c.namespace {
 		return c
 	}
-	return &Codec{core: c.core, namespace: namespace}
+	return &Codec{core: c.core, namespace: namespace, subject: c.subject}
 }
 
 // WithSerializationContext implements
@@ -296,11 +321,11 @@ func (c *Codec) ForNamespace(namespace string) *Codec {
 func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
 	switch s := sc.(type) {
 	case converter.WorkflowSerializationContext:
-		return c.ForNamespace(s.Namespace)
+		return c.ForNamespace(s.Namespace).withSubjectOf(sc)
 	case converter.ActivitySerializationContext:
-		return c.ForNamespace(s.Namespace)
+		return c.ForNamespace(s.Namespace).withSubjectOf(sc)
 	}
-	return c
+	return c.withSubjectOf(sc)
 }
 
 // Encode implements converter.PayloadCodec.
@@ -326,7 +351,7 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 		if key == nil || key.uses.Add(1) > int64(c.core.opts.DataKeyMaxUses) {
 			var err error
-			if key, err = c.core.sealKey(ctx, c.namespace); err != nil {
+			if key, err = c.core.sealKey(ctx, c.namespace, c.subject); err != nil {
 				return nil, fmt.Errorf("codec: encode payload %d: %w", i, err)
 			}
 		}
@@ -352,7 +377,7 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 // asks the keyring for a new key when the cached one is used up, too old,
 // or wrapped under a key-encryption key the keyring may no longer hold
 // active (keyring.Rotating).
-func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) {
+func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey, error) {
 	if len(namespace) > envelope.MaxNamespaceLen {
 		// Decode refuses such a payload: sealing it would lose the data.
 		return nil, fmt.Errorf("namespace is %d bytes, at most %d allowed", len(namespace), envelope.MaxNamespaceLen)
@@ -366,13 +391,14 @@ func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) 
 		// new key marked stale, never a stale key marked current.
 		gen = c.rot.KeyGeneration()
 	}
-	if k := c.enc[namespace]; k != nil && now.Before(k.expires) && k.gen == gen && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
+	id := sealKeyID{namespace, subject}
+	if k := c.enc[id]; k != nil && now.Before(k.expires) && k.gen == gen && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
 		return k, nil
 	}
-	dk, err := c.kr.NewDataKey(ctx, namespace)
+	dk, err := c.newDataKey(ctx, namespace, subject)
 	if err != nil {
-		delete(c.enc, namespace)
-		return nil, fmt.Errorf("new data key for namespace %q: %w", namespace, err)
+		delete(c.enc, id)
+		return nil, err
 	}
 	aead, err := newGCM(dk.Key)
 	if err != nil {
@@ -382,11 +408,11 @@ func (c *core) sealKey(ctx context.Context, namespace string) (*sealKey, error) 
 		aead:    aead,
 		aad:     envelope.AADv2(namespace, dk.KeyID, dk.Wrapped),
 		md:      envelope.NewMetadataV2(namespace, dk.KeyID, dk.Wrapped),
-		expires: now.Add(c.opts.DataKeyMaxAge),
+		expires: now.Add(c.maxAge(dk.KeyID, c.opts.DataKeyMaxAge)),
 		gen:     gen,
 	}
 	k.uses.Store(1)
-	c.enc[namespace] = k
+	c.enc[id] = k
 	return k, nil
 }
 
@@ -571,7 +597,7 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 			version:   m.h.Version,
 			keyID:     req[j].KeyID,
 			wrapped:   append([]byte(nil), req[j].Wrapped...),
-			expires:   now.Add(c.core.opts.DecodeCacheMaxAge),
+			expires:   now.Add(c.core.maxAge(req[j].KeyID, c.core.opts.DecodeCacheMaxAge)),
 		}
 		c.core.dec.Add(m.hash, k)
 		for _, i := range m.at {

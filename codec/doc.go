@@ -41,6 +41,15 @@
 // an old one's payloads. envelope/v1 payloads are not namespace-bound; they
 // decode unless Options.RefuseV1 is set.
 //
+// # Erasure by key
+//
+// [Options].Subject maps a payload's serialization context (its workflow
+// ID) to a data subject; such payloads are sealed under the subject's key
+// from a [keyring.SubjectKeyring] (keyring/subject). Shredding that key
+// makes them fail with [ErrErased] for good; [Codec.DecodeErasable] lets a
+// reader show the rest of a history. Caches hold a subject's data keys for
+// at most Options.SubjectKeyMaxAge. See docs/ERASURE.md.
+//
 // # Compatibility
 //
 // Decode returns payloads that are not sealed (history written before

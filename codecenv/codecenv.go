@@ -15,7 +15,9 @@
 // VAULT_ADDR with CODEC_SERVER_VAULT_KEY, VAULT_TOKEN or the AppRole and
 // Kubernetes variables, and the other CODEC_SERVER_VAULT_* settings; every
 // one is listed with the server's flags in the README. Exactly one keyring
-// must be configured.
+// must be configured. CODEC_SERVER_SUBJECT_STORE (dir, with
+// CODEC_SERVER_SUBJECT_DIR, or vault) adds data subject keys for
+// Options.Codec.Subject (docs/ERASURE.md).
 //
 // # Temporal connection and namespace
 //
@@ -123,9 +125,11 @@ func Load(ctx context.Context, opts Options) (*Env, error) {
 	}
 
 	var ko keyflags.Options
+	var so keyflags.SubjectOptions
 	fs := flag.NewFlagSet("codecenv", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	ko.Register(fs)
+	so.Register(fs)
 	if err := keyflags.ApplyEnv(fs, lookup); err != nil {
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}
@@ -133,13 +137,18 @@ func Load(ctx context.Context, opts Options) (*Env, error) {
 	if ko.Source() == "" {
 		return nil, fmt.Errorf("codecenv: no keyring configured: set %s or VAULT_ADDR (with %s)", keyflags.EnvName("keys-file"), keyflags.EnvName("vault-key"))
 	}
-	return build(ctx, copts, ko, opts.Codec, logger)
+	return build(ctx, copts, ko, so, opts.Codec, logger)
 }
 
 // build opens the keyring described by ko and wires the converters.
-func build(ctx context.Context, copts client.Options, ko keyflags.Options, copt codec.Options, logger *slog.Logger) (*Env, error) {
+func build(ctx context.Context, copts client.Options, ko keyflags.Options, so keyflags.SubjectOptions, copt codec.Options, logger *slog.Logger) (*Env, error) {
 	kr, closer, err := ko.Open(ctx, logger)
 	if err != nil {
+		return nil, fmt.Errorf("codecenv: %w", err)
+	}
+	// Data subject keys (CODEC_SERVER_SUBJECT_STORE, docs/ERASURE.md).
+	if kr, err = so.Wrap(kr, &ko); err != nil {
+		closer.Close()
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}
 	copt.Namespace = copts.Namespace

@@ -44,6 +44,9 @@ func newError(status int, reason, msg string, err error) *Error {
 //     the message names both, which the payload's metadata shows anyway);
 //   - codec.ErrNotEncrypted: 422 (an unsealed payload where encryption is
 //     required);
+//   - codec.ErrErased: 410 (a data subject's key was shredded; /decode
+//     answers 200 with such payloads replaced, see ErasedHeader, so this
+//     is for callers that cannot do that);
 //   - keyring.ErrPermission: 403 (the key service refused this server);
 //   - keyring.ErrUnavailable, a timeout: 503;
 //   - anything else: 500 "internal error".
@@ -63,6 +66,8 @@ func Classify(err error) (status int, reason, msg string) {
 			return http.StatusForbidden, "namespace_mismatch", fmt.Sprintf("a payload was sealed for namespace %q and does not open in namespace %q", ne.Sealed, ne.Decoding)
 		}
 		return http.StatusForbidden, "namespace_mismatch", "a payload was sealed for another namespace"
+	case errors.Is(err, codec.ErrErased):
+		return http.StatusGone, "erased", "a payload belongs to a data subject whose key was shredded"
 	case errors.Is(err, codec.ErrNotEncrypted):
 		return http.StatusUnprocessableEntity, "not_encrypted", "a payload is not encrypted and this server requires encryption"
 	case errors.Is(err, codec.ErrDecrypt):

@@ -378,7 +378,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				inflated.Add(n)
 				return nil
 			})
-			out, err = c.decode(ctx, in.Payloads)
+			out, err = s.decodeShowingErased(ctx, w, r, c, in.Payloads)
 		}
 		if err != nil {
 			setRetryAfter(w, err)

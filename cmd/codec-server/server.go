@@ -32,7 +32,8 @@ type Config struct {
 	DefaultNamespace string
 	InsecureNoAuth   bool
 
-	Keys keyflags.Options
+	Keys     keyflags.Options
+	Subjects keyflags.SubjectOptions
 	// Zlib chains the zlib codec after the envelope codec (--zlib).
 	Zlib bool
 
@@ -188,6 +189,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
 	fs.DurationVar(&c.AuditSync, "audit-flush-interval", c.AuditSync, "how often buffered audit lines are written out (and on shutdown); a crash loses at most this much (0: write every line at once)")
 
+	c.Subjects.Register(fs)
 	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
 	return fs
 }
@@ -241,6 +243,7 @@ func (m *Main) checkDevKeys(fs *flag.FlagSet) error {
 const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
   codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
+  codec-server keys shred --subject ID ...    erase a data subject's payloads (docs/ERASURE.md)
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
   codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
   codec-server --version                      module version and VCS revision
@@ -328,7 +331,7 @@ func (c *Config) Validate() error {
 	if err := c.Keys.Validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.Subjects.Validate(&c.Keys)
 }
 
 func isLoopback(host string) bool {
@@ -395,6 +398,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, closer)
+	if kr, err = c.Subjects.Wrap(kr, &c.Keys); err != nil {
+		return err
+	}
 	kr = codecserver.InstrumentKeyring(kr, metrics)
 	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
 	if err != nil {

@@ -46,6 +46,7 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	var keys exampleenv.Keys
 	keys.Register(fs)
+	keys.Subject = onboarding.DataSubject
 	taskQueue := fs.String("task-queue", onboarding.DefaultTaskQueue, "task queue of the worker")
 	workflowID := fs.String("workflow-id", "", "workflow ID (default onboard-<customer id>-<time>)")
 	var c onboarding.Customer

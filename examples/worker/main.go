@@ -45,6 +45,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	var keys exampleenv.Keys
 	keys.Register(fs)
+	keys.Subject = onboarding.DataSubject
 	taskQueue := fs.String("task-queue", onboarding.DefaultTaskQueue, "task queue to poll")
 	exampleenv.SetUsage(fs, "worker runs the example onboarding workflow and activity; every payload it sends to Temporal is sealed by the envelope codec.")
 	if err := exampleenv.Parse(fs, args); err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/envelopecodec/envelope/codec"
@@ -38,10 +39,15 @@ import (
 // Keys holds the keyring flags and the codec's decode policy.
 type Keys struct {
 	opts              keyflags.Options
+	subjects          keyflags.SubjectOptions
 	fs                *flag.FlagSet
 	requireEncryption bool
 	refuseLegacy      bool
 	refuseV1          bool
+
+	// Subject maps a payload's serialization context to its data subject
+	// (codec.Options.Subject); it applies when --subject-store is set.
+	Subject func(converter.SerializationContext) string
 }
 
 // Register adds the keyring flags (the codec server's) and the decode
@@ -50,6 +56,7 @@ type Keys struct {
 func (k *Keys) Register(fs *flag.FlagSet) {
 	k.opts.DevKeysFile = keyflags.DefaultDevKeysFile
 	k.opts.Register(fs)
+	k.subjects.Register(fs)
 	k.fs = fs
 	fs.BoolVar(&k.requireEncryption, "require-encryption", false, "fail on payloads from Temporal that are not encrypted instead of accepting them (a plaintext signal or memo injected by anyone who can write to Temporal)")
 	fs.BoolVar(&k.refuseLegacy, "refuse-legacy", false, "refuse payloads in the Temporal samples' static-key format even when the key file holds their key (anyone who knows that key can seal such payloads; set it with --require-encryption once migration is done)")
@@ -62,7 +69,11 @@ func (k *Keys) Register(fs *flag.FlagSet) {
 // serialization context are sealed for the namespace the Web UI and the CLI
 // decode them in.
 func (k *Keys) CodecOptions(opts client.Options) codec.Options {
-	return codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption, RefuseLegacy: k.refuseLegacy, RefuseV1: k.refuseV1}
+	o := codec.Options{Namespace: opts.Namespace, RequireEncryption: k.requireEncryption, RefuseLegacy: k.refuseLegacy, RefuseV1: k.refuseV1}
+	if k.subjects.Store != "" {
+		o.Subject = k.Subject
+	}
+	return o
 }
 
 // lookupEnv answers codecenv's environment lookups: a keyring variable

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/subject"
+)
+
+const shredUsage = `Usage:
+  codec-server keys shred --subject ID --subject-store dir|vault [store and keyring flags]
+
+Deletes the data subject's key for good: every payload sealed for the subject
+becomes unreadable (codec.ErrErased), in histories, archives and backups of
+them. Writes an audit line (JSON) to stderr or --audit-log. See docs/ERASURE.md.
+`
+
+// runShred implements `codec-server keys shred`.
+func runShred(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("codec-server keys shred", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, shredUsage); fs.PrintDefaults() }
+	id := fs.String("subject", "", "the data subject whose key to shred")
+	auditPath := fs.String("audit-log", "", "append the audit line to this file instead of stderr")
+	var subj keyflags.SubjectOptions
+	subj.Register(fs)
+	var keys keyflags.Options
+	keys.Register(fs)
+	if err := keyflags.Parse(fs, args, lookup); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *id == "" || subj.Store == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	if err := subj.Validate(&keys); err != nil {
+		fmt.Fprintln(stderr, "codec-server keys shred:", err)
+		return 2
+	}
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var base keyring.Keyring
+	if subj.Store == subject.VaultStoreName {
+		kr, closer, err := keys.Open(ctx, logger)
+		if err != nil {
+			fmt.Fprintln(stderr, "codec-server keys shred:", err)
+			return 1
+		}
+		defer closer.Close()
+		base = kr
+	}
+	store, err := subj.OpenStore(base, &keys)
+	if err != nil {
+		fmt.Fprintln(stderr, "codec-server keys shred:", err)
+		return 1
+	}
+	var w io.Writer = stderr
+	if *auditPath != "" {
+		f, err := os.OpenFile(*auditPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			fmt.Fprintln(stderr, "codec-server keys shred:", err)
+			return 1
+		}
+		defer f.Close()
+		w = f
+	}
+	by, _ := lookup("USER")
+	audit := slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
+	existed, err := subject.Shred(ctx, store, *id, by, audit)
+	if err != nil {
+		fmt.Fprintln(stderr, "codec-server keys shred:", err)
+		return 1
+	}
+	if !existed {
+		fmt.Fprintf(stdout, "data subject %s had no key in the %s store; nothing to shred\n", *id, store.Name())
+		return 0
+	}
+	fmt.Fprintf(stdout, "shredded the key of data subject %s in the %s store; its payloads are erased\n", *id, store.Name())
+	return 0
+}

@@ -1,0 +1,79 @@
+package keyflags
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/subject"
+	"github.com/envelopecodec/envelope/keyring/vault"
+)
+
+// SubjectOptions choose the store of data subject keys (docs/ERASURE.md):
+// --subject-store, --subject-dir, --subject-vault-prefix.
+type SubjectOptions struct {
+	Store       string // "", "dir" or "vault"
+	Dir         string
+	VaultPrefix string
+}
+
+// Register adds the data subject key flags to fs.
+func (s *SubjectOptions) Register(fs *flag.FlagSet) {
+	if s.VaultPrefix == "" {
+		s.VaultPrefix = subject.DefaultVaultKeyPrefix
+	}
+	fs.StringVar(&s.Store, "subject-store", s.Store, "where data subject keys live (docs/ERASURE.md): dir or vault (the transit mount and connection of --vault-*); empty: payloads of data subjects cannot be decoded")
+	fs.StringVar(&s.Dir, "subject-dir", s.Dir, "folder of the data subject keys with --subject-store dir")
+	fs.StringVar(&s.VaultPrefix, "subject-vault-prefix", s.VaultPrefix, "transit key name prefix of data subject keys with --subject-store vault")
+}
+
+// Validate reports missing or contradictory settings; keys are the
+// keyring flags (--subject-store vault needs --vault-addr).
+func (s *SubjectOptions) Validate(keys *Options) error {
+	switch s.Store {
+	case "":
+		return nil
+	case subject.DirStoreName:
+		if s.Dir == "" {
+			return errors.New("keyflags: --subject-store dir needs --subject-dir")
+		}
+		return nil
+	case subject.VaultStoreName:
+		if keys.Vault.Address == "" {
+			return errors.New("keyflags: --subject-store vault needs the Vault keyring (--vault-addr)")
+		}
+		return nil
+	}
+	return fmt.Errorf("keyflags: --subject-store %q: want dir or vault", s.Store)
+}
+
+// OpenStore returns the configured store, or nil without --subject-store.
+// base is the keyring Options.Open returned: with --subject-store vault its
+// Vault connection (token renewal included) serves the store.
+func (s *SubjectOptions) OpenStore(base keyring.Keyring, keys *Options) (subject.Store, error) {
+	if err := s.Validate(keys); err != nil {
+		return nil, err
+	}
+	switch s.Store {
+	case subject.DirStoreName:
+		return subject.NewDir(s.Dir)
+	case subject.VaultStoreName:
+		vk, ok := base.(*vault.Keyring)
+		if !ok {
+			return nil, errors.New("keyflags: --subject-store vault needs the Vault keyring (--vault-addr)")
+		}
+		return subject.NewVault(subject.VaultConfig{Client: vk.APIClient(), Mount: keys.Vault.Mount, KeyPrefix: s.VaultPrefix})
+	}
+	return nil, nil
+}
+
+// Wrap returns base with the data subject keys of the configured store
+// (a *subject.Keyring), or base itself without --subject-store.
+func (s *SubjectOptions) Wrap(base keyring.Keyring, keys *Options) (keyring.Keyring, error) {
+	store, err := s.OpenStore(base, keys)
+	if err != nil || store == nil {
+		return base, err
+	}
+	return subject.New(base, store, subject.Options{})
+}
