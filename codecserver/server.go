@@ -146,6 +146,11 @@ type Server struct {
 	handler http.Handler
 	budget  *byteBudget
 	ready   readyCache
+
+	// defaultCodecs is codecs bound to cfg.DefaultNamespace, once, by the
+	// first request for it: most requests name no other namespace.
+	defaultCodecs chain
+	defaultOnce   sync.Once
 }
 
 // New checks cfg and returns a Server. Misconfiguration (no codec, no
@@ -358,7 +363,13 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				return
 			}
 		}
-		c := s.codecs.forNamespace(ns)
+		var c chain
+		if ns == s.cfg.DefaultNamespace {
+			s.defaultOnce.Do(func() { s.defaultCodecs = s.codecs.forNamespace(ns) })
+			c = s.defaultCodecs
+		} else {
+			c = s.codecs.forNamespace(ns)
+		}
 		var out []*commonpb.Payload
 		if action == ActionEncode {
 			out, err = c.encode(r.Context(), in.Payloads)
@@ -375,7 +386,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			return
 		}
 		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.payloads.WithLabelValues(action.String()).Add(float64(len(out)))
+			s.cfg.Metrics.counter(s.cfg.Metrics.payloads, action.String()).Add(float64(len(out)))
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
@@ -466,6 +477,11 @@ func claimsEncrypted(ps []*commonpb.Payload) int {
 // such as charset allowed). Requiring it keeps browsers' cross-site
 // "simple" requests (text/plain, form types) from ever being processed.
 func isJSON(ct string) bool {
+	if ct == "application/json" {
+		// What the CLI, the Web UI and the SDK send: the answer
+		// mime.ParseMediaType gives, without the map it allocates.
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }
