@@ -65,8 +65,9 @@ type Config struct {
 	// first and a compression codec (codec.NewZlib) after it. Codecs that
 	// implement converter.PayloadCodecWithSerializationContext (the envelope
 	// codec does) get each request's namespace through
-	// WithSerializationContext; codecs with EncodeContext/DecodeContext
-	// methods get the request's context.
+	// WithSerializationContext (once for DefaultNamespace, the result
+	// reused by every request for it); codecs with
+	// EncodeContext/DecodeContext methods get the request's context.
 	Codecs []converter.PayloadCodec
 	// Keyring, when it implements keyring.Checker, backs /readyz.
 	Keyring keyring.Keyring
