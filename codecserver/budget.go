@@ -64,6 +64,22 @@ func (s *Server) readBody(r *http.Request) (body []byte, reserved int64, err err
 	reserved = size
 	buf := make([]byte, 0, size)
 	for {
+		var one []byte // a byte read past the declared length
+		if len(buf) == cap(buf) && int64(len(buf)) == r.ContentLength && int64(cap(buf)) < max {
+			// Every declared byte is here. A body that does not report
+			// EOF with its last bytes (HTTP/2, wrapped readers) would
+			// have the buffer doubled below only to read nothing: ask
+			// for one more byte first.
+			probe := make([]byte, 1)
+			n, err := r.Body.Read(probe)
+			if n == 0 && errors.Is(err, io.EOF) {
+				return buf, reserved, nil
+			}
+			if n == 0 && err != nil {
+				return nil, reserved, err
+			}
+			one = probe[:n] // more than declared: grow below, keep it
+		}
 		if len(buf) == cap(buf) {
 			if int64(cap(buf)) >= max {
 				// At the limit: one more read says whether the body ends
@@ -94,6 +110,7 @@ func (s *Server) readBody(r *http.Request) (body []byte, reserved int64, err err
 			nb := make([]byte, len(buf), next)
 			copy(nb, buf)
 			buf = nb
+			buf = append(buf, one...)
 		}
 		n, err := r.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

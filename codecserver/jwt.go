@@ -489,7 +489,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Identity, erro
 	}
 	var key [32]byte
 	if v.cache != nil {
-		key = sha256.Sum256([]byte(token))
+		key = tokenHash(token)
 		// A cache hit skips FetchKeys, which is what refreshes the key set
 		// every RefreshInterval: do that here, or a key removed from the
 		// JWKS would keep its cached tokens valid until they expire. It
@@ -589,6 +589,17 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (id *Identity, n
 		notBefore = iat.Add(-v.cfg.Skew)
 	}
 	return &Identity{Subject: subject, Method: "jwt", Permissions: perms}, notBefore, exp.Add(v.cfg.Skew), nil
+}
+
+// tokenHash is the SHA-256 of token, the token cache's key. Tokens up to
+// 4 KiB (RS256 ones are under 1 KiB) are hashed from a copy on the stack:
+// []byte(token) would put one on the heap on every request.
+func tokenHash(token string) [32]byte {
+	var buf [4 << 10]byte
+	if len(token) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], token...))
+	}
+	return sha256.Sum256([]byte(token))
 }
 
 func unauthenticated(msg string, err error) *Error {

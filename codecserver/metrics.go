@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -29,6 +30,73 @@ type Metrics struct {
 
 	keyReloads       *prometheus.CounterVec
 	keyReloadFailing prometheus.Gauge
+
+	// children caches the label-resolved series of the per-request
+	// metrics: WithLabelValues hashes the labels and takes a lock on every
+	// call, which the one-payload requests of the CLI pay hundreds of
+	// times per history.
+	children childCache
+}
+
+// childKey names one series of one vector in childCache.
+type childKey struct {
+	vec  any // the *CounterVec or *HistogramVec
+	a, b string
+	code int
+}
+
+// childCache remembers series by their labels. Series are created lazily
+// (as WithLabelValues does, so /metrics shows the same series), never
+// deleted, and their labels come from a fixed set (route patterns, status
+// codes, reasons and operations the server writes), so it stays small.
+type childCache struct {
+	mu sync.RWMutex
+	m  map[childKey]any
+}
+
+func (c *childCache) get(k childKey, create func() any) any {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = create()
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[childKey]any)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
+}
+
+// counter returns the series of vec, a vector with one label, for value.
+func (m *Metrics) counter(vec *prometheus.CounterVec, value string) prometheus.Counter {
+	return m.children.get(childKey{vec: vec, a: value}, func() any {
+		return vec.WithLabelValues(value)
+	}).(prometheus.Counter)
+}
+
+// counter2 returns the series of vec, a vector with two labels, for a, b.
+func (m *Metrics) counter2(vec *prometheus.CounterVec, a, b string) prometheus.Counter {
+	return m.children.get(childKey{vec: vec, a: a, b: b}, func() any {
+		return vec.WithLabelValues(a, b)
+	}).(prometheus.Counter)
+}
+
+// requestCounter returns the requests_total series of route and code.
+func (m *Metrics) requestCounter(route string, code int) prometheus.Counter {
+	return m.children.get(childKey{vec: m.requests, a: route, code: code}, func() any {
+		return m.requests.WithLabelValues(route, strconv.Itoa(code))
+	}).(prometheus.Counter)
+}
+
+// durationObserver returns the request_duration_seconds series of route.
+func (m *Metrics) durationObserver(route string) prometheus.Observer {
+	return m.children.get(childKey{vec: m.duration, a: route}, func() any {
+		return m.duration.WithLabelValues(route)
+	}).(prometheus.Observer)
 }
 
 // NewMetrics returns Metrics registered on a new private registry, with
@@ -131,10 +199,10 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 		} else if r.Method == http.MethodOptions {
 			route = "preflight"
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(sw.code())).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.requestCounter(route, sw.code()).Inc()
+		m.durationObserver(route).Observe(time.Since(start).Seconds())
 		if reason := stateOf(r).reason; reason != "" {
-			m.failures.WithLabelValues(reason).Inc()
+			m.counter(m.failures, reason).Inc()
 		}
 	})
 }
@@ -227,7 +295,7 @@ func (k *instrumentedKeyring) NewDataKey(ctx context.Context, ns string) (keyrin
 
 func (k *instrumentedKeyring) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	out, err := k.kr.UnwrapDataKeys(ctx, ns, keys)
-	k.m.keyringCalls.WithLabelValues("unwrap_data_keys", outcome(err)).Inc()
+	k.m.counter2(k.m.keyringCalls, "unwrap_data_keys", outcome(err)).Inc()
 	return out, err
 }
 
@@ -255,6 +323,6 @@ func (m *Metrics) ObserveDecode(cached, unwrapped int) {
 	if m == nil {
 		return
 	}
-	m.dataKeys.WithLabelValues("cache").Add(float64(cached))
-	m.dataKeys.WithLabelValues("keyring").Add(float64(unwrapped))
+	m.counter(m.dataKeys, "cache").Add(float64(cached))
+	m.counter(m.dataKeys, "keyring").Add(float64(unwrapped))
 }

@@ -22,6 +22,9 @@ type state struct {
 	sealedNamespace string
 	count           int
 	reason          string // failure reason label; "" on success
+	// idHeader backs the X-Request-Id header value: one allocation per
+	// request fewer than Header.Set.
+	idHeader [1]string
 }
 
 type stateKey struct{}
@@ -49,8 +52,11 @@ func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte
 		rand.Read(b[:])
-		s := &state{id: hex.EncodeToString(b[:])}
-		w.Header().Set(RequestIDHeader, s.id)
+		var id [16]byte
+		hex.Encode(id[:], b[:])
+		s := &state{id: string(id[:])}
+		s.idHeader[0] = s.id
+		w.Header()[RequestIDHeader] = s.idHeader[:] // RequestIDHeader is in canonical form
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, s)))
 	})
 }

@@ -66,8 +66,9 @@ type Config struct {
 	// first and a compression codec (codec.NewZlib) after it. Codecs that
 	// implement converter.PayloadCodecWithSerializationContext (the envelope
 	// codec does) get each request's namespace through
-	// WithSerializationContext; codecs with EncodeContext/DecodeContext
-	// methods get the request's context.
+	// WithSerializationContext (once for DefaultNamespace, the result
+	// reused by every request for it); codecs with
+	// EncodeContext/DecodeContext methods get the request's context.
 	Codecs []converter.PayloadCodec
 	// Keyring, when it implements keyring.Checker, backs /readyz.
 	Keyring keyring.Keyring
@@ -149,6 +150,11 @@ type Server struct {
 	handler http.Handler
 	budget  *byteBudget
 	ready   readyCache
+
+	// defaultCodecs is codecs bound to cfg.DefaultNamespace, once, by the
+	// first request for it: most requests name no other namespace.
+	defaultCodecs chain
+	defaultOnce   sync.Once
 }
 
 // New checks cfg and returns a Server. Misconfiguration (no codec, no
@@ -361,7 +367,13 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				return
 			}
 		}
-		c := s.codecs.forNamespace(ns)
+		var c chain
+		if ns == s.cfg.DefaultNamespace {
+			s.defaultOnce.Do(func() { s.defaultCodecs = s.codecs.forNamespace(ns) })
+			c = s.defaultCodecs
+		} else {
+			c = s.codecs.forNamespace(ns)
+		}
 		var out []*commonpb.Payload
 		if action == ActionEncode {
 			out, err = c.encode(r.Context(), in.Payloads)
@@ -391,7 +403,7 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			return
 		}
 		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.payloads.WithLabelValues(action.String()).Add(float64(len(out)))
+			s.cfg.Metrics.counter(s.cfg.Metrics.payloads, action.String()).Add(float64(len(out)))
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
@@ -482,6 +494,11 @@ func claimsEncrypted(ps []*commonpb.Payload) int {
 // such as charset allowed). Requiring it keeps browsers' cross-site
 // "simple" requests (text/plain, form types) from ever being processed.
 func isJSON(ct string) bool {
+	if ct == "application/json" {
+		// What the CLI, the Web UI and the SDK send: the answer
+		// mime.ParseMediaType gives, without the map it allocates.
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }

@@ -13,7 +13,7 @@ echo "== codec: encode/decode vs raw AES-256-GCM (median of $COUNT runs)"
 go test -run '^$' -bench . -benchmem -count "$COUNT" -benchtime 0.5s ./codec | tee "$out/codec.txt" | ./scripts/benchratio.sh
 
 echo
-echo "== codec server: 100 x 1 KiB decode vs the SDK handler, 2,000 x 1 KiB in one request vs one by one"
+echo "== codec server: 100 x 1 KiB decode vs the SDK handler, the CLI's one-payload request (interleaved), 2,000 x 1 KiB in one request vs one by one"
 go test -run '^$' -bench . -benchmem -benchtime 2s -count 5 ./codecserver | tee "$out/codecserver.txt" | grep -E '^Benchmark'
 
 echo
