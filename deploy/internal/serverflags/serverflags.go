@@ -11,13 +11,17 @@ import "strings"
 // artifacts may set only these.
 var Flags = []string{
 	"listen", "default-namespace", "insecure-no-auth", "zlib",
+	"namespace-alias", "refuse-v1", "refuse-legacy", "require-encryption",
 	"cors-origin", "cors-max-age",
 	"jwks-url", "oidc-issuer", "jwks-file", "jwt-issuer", "jwt-audience", "jwt-algorithms", "jwt-permissions-claim", "jwt-skew",
+	"jwt-permissions-regex", "jwt-max-lifetime",
 	"tls-cert", "tls-key", "tls-client-ca", "tls-reload", "client-permission",
-	"max-body-bytes", "max-payloads", "read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "shutdown-timeout",
-	"log-format", "log-level", "metrics", "audit", "audit-log",
+	"max-body-bytes", "max-payloads", "max-metadata-entries", "max-inflight-body-bytes",
+	"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "shutdown-timeout",
+	"log-format", "log-level", "metrics", "audit", "audit-log", "audit-flush-interval",
 	"keys-file", "keys-reload",
-	"vault-addr", "vault-token", "vault-namespace", "vault-cacert", "vault-transit-mount", "vault-key",
+	"subject-store", "subject-dir", "subject-vault-prefix",
+	"vault-addr", "vault-token", "vault-namespace", "vault-cacert", "vault-transit-mount", "vault-key", "vault-previous-keys",
 	"vault-approle-mount", "vault-approle-role-id", "vault-approle-secret-id",
 	"vault-k8s-mount", "vault-k8s-role", "vault-k8s-token-path", "vault-timeout", "vault-max-retries",
 }
