@@ -433,11 +433,22 @@ func newGCM(key keyring.Secret) (cipher.AEAD, error) {
 // cached are unwrapped in a single keyring call; large batches are opened on
 // up to Options.Concurrency goroutines. The input is not modified.
 func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	keys := make([]*openKey, len(payloads))
+	// Small batches (the CLI and the Web UI send one payload per request)
+	// keep their keys on the stack: bigKeys, the only slice that reaches
+	// other goroutines, is allocated only for batches that may need them.
+	var keysBuf [smallBatch]*openKey
+	var keys, bigKeys []*openKey
+	if len(payloads) <= smallBatch {
+		keys = keysBuf[:len(payloads)]
+	} else {
+		bigKeys = make([]*openKey, len(payloads))
+		keys = bigKeys
+	}
 	now := c.core.opts.Now()
 	cached := 0
 	var missing []*pendingKey
-	var prev *envelope.Header
+	var prev envelope.Header // a copy, not a pointer: &h would move every header to the heap
+	havePrev := false
 	var prevKey *openKey
 	var prevPending *pendingKey
 	for i, p := range payloads {
@@ -464,7 +475,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 		// Payloads of one history mostly share a data key: compare with the
 		// previous sealed payload before hashing.
-		if prev != nil && h.Same(*prev) {
+		if havePrev && h.Same(prev) {
 			if prevKey != nil {
 				keys[i] = prevKey
 			} else {
@@ -475,7 +486,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		if err := c.admit(h); err != nil {
 			return nil, fmt.Errorf("codec: decode payload %d: %w", i, err)
 		}
-		prev, prevKey, prevPending = &h, nil, nil
+		prev, havePrev, prevKey, prevPending = h, true, nil, nil
 		kn := c.keyringNamespace(h)
 		hash := c.core.hash(kn, h)
 		if k, ok := c.core.dec.Get(hash); ok && k.matches(kn, h) && now.Before(k.expires) {
@@ -501,33 +512,63 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 	}
 	out := make([]*commonpb.Payload, len(payloads))
-	inflateBudget := newBudget(ctx, c.core.opts.MaxDecompressedBytes)
-	open := func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			if keys[i] == nil {
-				out[i] = payloads[i]
-				continue
-			}
-			p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
-			if err != nil {
-				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
-			}
-			if isZlib(p) { // compressed before sealing (Options.Compress, the samples' zlib codec)
-				if p, err = c.core.zp.inflate(p, inflateBudget); err != nil {
-					return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
-				}
-			}
-			out[i] = p
+	if len(payloads) < parallelThreshold {
+		var lb lazyBudget
+		if err := c.openRange(ctx, payloads, keys, out, 0, len(payloads), &lb); err != nil {
+			return nil, err
 		}
-		return nil
-	}
-	if err := c.core.parallel(len(payloads), open); err != nil {
-		return nil, err
+	} else {
+		// Created before the goroutines start, which only read it.
+		lb := &lazyBudget{b: newBudget(ctx, c.core.opts.MaxDecompressedBytes)}
+		err := c.core.parallel(len(payloads), func(lo, hi int) error {
+			return c.openRange(ctx, payloads, bigKeys, out, lo, hi, lb)
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if obs := c.core.opts.DecodeObserver; obs != nil {
 		obs(cached, len(missing))
 	}
 	return out, nil
+}
+
+// smallBatch is the largest Decode whose per-payload keys stay on the
+// stack.
+const smallBatch = 8
+
+// lazyBudget makes the decompression budget of one Decode when the first
+// compressed payload needs it, so Decodes without compressed payloads do not
+// allocate one. Not safe for concurrent use unless b is set beforehand.
+type lazyBudget struct{ b *budget }
+
+func (l *lazyBudget) get(ctx context.Context, max int64) *budget {
+	if l.b == nil {
+		l.b = newBudget(ctx, max)
+	}
+	return l.b
+}
+
+// openRange opens payloads[lo:hi] whose keys are set into out, and copies
+// the others.
+func (c *Codec) openRange(ctx context.Context, payloads []*commonpb.Payload, keys []*openKey, out []*commonpb.Payload, lo, hi int, lb *lazyBudget) error {
+	for i := lo; i < hi; i++ {
+		if keys[i] == nil {
+			out[i] = payloads[i]
+			continue
+		}
+		p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
+		if err != nil {
+			return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
+		}
+		if isZlib(p) { // compressed before sealing (Options.Compress, the samples' zlib codec)
+			if p, err = c.core.zp.inflate(p, lb.get(ctx, c.core.opts.MaxDecompressedBytes)); err != nil {
+				return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
+			}
+		}
+		out[i] = p
+	}
+	return nil
 }
 
 // legacyKey returns the key for a payload sealed by the Temporal samples'
