@@ -97,8 +97,13 @@ func vaultError(what string, err error, notFound error) error {
 		switch {
 		case re.StatusCode == http.StatusForbidden:
 			return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrPermission)
-		case re.StatusCode == http.StatusNotFound || strings.Contains(text, "not found"):
+		case re.StatusCode == http.StatusBadRequest && strings.Contains(text, "encryption key not found"):
+			// Transit's own answer for a key that does not exist. A 404
+			// ("no handler for route": wrong mount, a proxy) is not: it
+			// must not make payloads "erased" or a shred find "no key".
 			return fmt.Errorf("subject: vault %s: key not found: %w", what, notFound)
+		case re.StatusCode == http.StatusNotFound:
+			return fmt.Errorf("subject: vault %s: %s (is the transit mount right?): %w", what, truncate(text), keyring.ErrUnavailable)
 		case re.StatusCode == http.StatusBadRequest:
 			return fmt.Errorf("subject: vault %s: %s: %w", what, truncate(text), keyring.ErrUnwrap)
 		}
