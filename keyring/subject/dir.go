@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/envelopecodec/envelope/keyring"
@@ -42,7 +44,9 @@ type Dir struct {
 var _ Store = (*Dir)(nil)
 
 // NewDir returns a Dir store in dir, creating the folder (mode 0700) if
-// it is missing.
+// it is missing. It refuses a folder that group or others can write:
+// whoever can write it can plant a key they know for a subject, or a
+// symlink.
 func NewDir(dir string) (*Dir, error) {
 	if dir == "" {
 		return nil, errors.New("subject: empty key folder")
@@ -50,7 +54,47 @@ func NewDir(dir string) (*Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("subject: %w", err)
 	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("subject: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("subject: key folder %s is not a folder", dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("subject: key folder %s has mode %s: group or others can write it; restrict it with chmod 700", dir, perm)
+	}
 	return &Dir{dir: dir}, nil
+}
+
+// maxKeyFileSize bounds what load reads of a key file.
+const maxKeyFileSize = 4096
+
+// open opens subject's key file without following a symlink (and without
+// blocking on a FIFO) and checks that it is a regular file that group and
+// others cannot write. A missing file is fs.ErrNotExist.
+func (d *Dir) open(subject string, flag int) (*os.File, os.FileInfo, error) {
+	p := d.path(subject)
+	f, err := os.OpenFile(p, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, nil, fmt.Errorf("subject: key file %s is a symlink", p)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("subject: key file %s is not a regular file", p)
+	case fi.Mode().Perm()&0o022 != 0:
+		err = fmt.Errorf("subject: key file %s has mode %s: group or others can write it", p, fi.Mode().Perm())
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // Name implements Store.
@@ -68,9 +112,14 @@ func (d *Dir) path(subject string) string { return filepath.Join(d.dir, subject+
 
 // load reads subject's key file; a missing file is fs.ErrNotExist.
 func (d *Dir) load(subject string) (*dirKeyFile, error) {
-	b, err := os.ReadFile(d.path(subject))
+	fh, _, err := d.open(subject, os.O_RDONLY)
 	if err != nil {
 		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxKeyFileSize))
+	fh.Close()
+	if err != nil {
+		return nil, fmt.Errorf("subject: key file of %q: %w", subject, err)
 	}
 	if len(b) > 0 && bytes.Count(b, []byte{0}) == len(b) {
 		// Shred is between overwriting and unlinking the file.
@@ -209,17 +258,14 @@ func (d *Dir) Shred(ctx context.Context, subject string) (bool, error) {
 		return false, fmt.Errorf("subject: %w", err)
 	}
 	p := d.path(subject)
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	f, st, err := d.open(subject, os.O_WRONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	st, err := f.Stat()
-	if err == nil {
-		_, err = f.WriteAt(make([]byte, st.Size()), 0)
-	}
+	_, err = f.WriteAt(make([]byte, st.Size()), 0)
 	if err == nil {
 		err = f.Sync()
 	}
