@@ -24,7 +24,10 @@ const erasedText = "[erased: data subject key shredded]"
 // subjectPolicy lets workers and codec servers use (never delete) the
 // data subject keys (docs/ERASURE.md).
 const subjectPolicy = `
-path "transit/keys/subject-*"              { capabilities = ["create", "read", "update"] }
+path "transit/keys/subject-*" {
+  capabilities       = ["create", "update"]
+  allowed_parameters = { "type" = ["aes256-gcm96"] }
+}
 path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
 path "transit/decrypt/subject-*"           { capabilities = ["update"] }
 path "transit/hmac/subject-*"              { capabilities = ["update"] }

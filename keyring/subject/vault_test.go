@@ -84,7 +84,10 @@ func TestVaultStore(t *testing.T) {
 	t.Run("the documented policies: users cannot shred, the shredder can", func(t *testing.T) {
 		// The policies of docs/ERASURE.md.
 		v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+`
-path "transit/keys/subject-*"              { capabilities = ["create", "read", "update"] }
+path "transit/keys/subject-*" {
+  capabilities       = ["create", "update"]
+  allowed_parameters = { "type" = ["aes256-gcm96"] }
+}
 path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
 path "transit/decrypt/subject-*"           { capabilities = ["update"] }
 path "transit/hmac/subject-*"              { capabilities = ["update"] }
@@ -94,7 +97,8 @@ path "transit/keys/subject-*"              { capabilities = ["read", "update", "
 path "transit/hmac/subject-*"              { capabilities = ["update"] }
 `)
 		ctx := context.Background()
-		user := vaultStoreWithToken(t, v, nil, v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}}))
+		userToken := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}})
+		user := vaultStoreWithToken(t, v, nil, userToken)
 		dk, err := user.NewDataKey(ctx, "customer-policy")
 		if err != nil {
 			t.Fatalf("a subject-user creates and uses a subject key: %v", err)
@@ -104,6 +108,29 @@ path "transit/hmac/subject-*"              { capabilities = ["update"] }
 		}
 		if _, err := user.Shred(ctx, "customer-policy"); !errors.Is(err, keyring.ErrPermission) {
 			t.Fatalf("a subject-user shreds: err %v, want ErrPermission", err)
+		}
+		// Nor destroy key versions (trim, after raising
+		// min_decryption_version: an unaudited shred), nor make the key
+		// exportable or backed up in plaintext (a copy that outlives a
+		// shred), nor create a subject key exportable from the start.
+		for _, tc := range []struct {
+			path string
+			body map[string]any
+		}{
+			{"transit/keys/subject-customer-policy/config", map[string]any{"min_decryption_version": 1}},
+			{"transit/keys/subject-customer-policy/config", map[string]any{"exportable": true}},
+			{"transit/keys/subject-customer-policy/config", map[string]any{"allow_plaintext_backup": true}},
+			{"transit/keys/subject-customer-policy/config", map[string]any{"deletion_allowed": true}},
+			{"transit/keys/subject-customer-policy/trim", map[string]any{"min_available_version": 1}},
+			{"transit/keys/subject-customer-exportable", map[string]any{"type": "aes256-gcm96", "exportable": true}},
+		} {
+			if status, _, err := v.Request("POST", tc.path, userToken, tc.body); err != nil || status != http.StatusForbidden {
+				t.Errorf("a subject-user writes %s %v: status %d (%v), want 403", tc.path, tc.body, status, err)
+			}
+		}
+		// The race's loser writes the key again: still allowed.
+		if status, _, err := v.Request("POST", "transit/keys/subject-customer-policy", userToken, map[string]any{"type": "aes256-gcm96"}); err != nil || status/100 != 2 {
+			t.Errorf("a subject-user creates an existing key again: status %d (%v), want 2xx", status, err)
 		}
 		shredder := vaultStoreWithToken(t, v, nil, v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-shredder"}}))
 		if existed, err := shredder.Shred(ctx, "customer-policy"); err != nil || !existed {
