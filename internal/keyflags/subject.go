@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/subject"
@@ -43,6 +44,15 @@ func (s *SubjectOptions) Validate(keys *Options) error {
 		if keys.Vault.Address == "" {
 			return errors.New("keyflags: --subject-store vault needs the Vault keyring (--vault-addr)")
 		}
+		prefix := s.VaultPrefix
+		if prefix == "" {
+			prefix = subject.DefaultVaultKeyPrefix
+		}
+		for _, name := range append([]string{keys.Vault.KeyName}, keys.Vault.PreviousKeys...) {
+			if overlaps(name, prefix) {
+				return fmt.Errorf("keyflags: --subject-vault-prefix %q can name the namespace key %q: a shred of a data subject could delete it; choose a prefix that neither starts the key name nor is started by it", prefix, name)
+			}
+		}
 		return nil
 	}
 	return fmt.Errorf("keyflags: --subject-store %q: want dir or vault", s.Store)
@@ -76,4 +86,15 @@ func (s *SubjectOptions) Wrap(base keyring.Keyring, keys *Options) (keyring.Keyr
 		return base, err
 	}
 	return subject.New(base, store, subject.Options{})
+}
+
+// overlaps reports whether a data subject's transit key name (prefix +
+// subject) can equal the namespace key name or template name. A template
+// that starts with {namespace} is not checked: any prefix could match a
+// namespace's name.
+func overlaps(name, prefix string) bool {
+	if lit, _, templ := strings.Cut(name, vault.NamespacePlaceholder); templ {
+		return lit != "" && (strings.HasPrefix(lit, prefix) || strings.HasPrefix(prefix, lit))
+	}
+	return len(name) > len(prefix) && strings.HasPrefix(name, prefix)
 }
