@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +86,7 @@ func (c *core) maxAge(keyID string, d time.Duration) time.Duration {
 // increasing order. Any other failure fails the call as in DecodeContext.
 // When no payload is erased it costs what DecodeContext costs; otherwise
 // the payloads are decoded one by one: one keyring call per data key not
-// cached, and one per erased data key. Workers use Decode: they must get the error, never stand-in
+// cached, and one per erased data subject key ID. Workers use Decode: they must get the error, never stand-in
 // data.
 func (c *Codec) DecodeErasable(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, []int, error) {
 	out, err := c.DecodeContext(ctx, payloads)
@@ -95,11 +96,21 @@ func (c *Codec) DecodeErasable(ctx context.Context, payloads []*commonpb.Payload
 	out = make([]*commonpb.Payload, len(payloads))
 	var erased []int
 	// Payloads under a data key already found erased are erased too: no
-	// keyring call for them.
+	// keyring call for them. Erasure is a property of the data subject key
+	// a key ID names, so any other data key under the same key ID (same
+	// format and namespace, which decoding checks first) is erased as well.
 	var gone []envelope.Header
+	sameKEK := func(h envelope.Header) func(envelope.Header) bool {
+		return func(g envelope.Header) bool {
+			if !keyring.IsSubjectKeyID(string(h.KeyID)) {
+				return h.Same(g)
+			}
+			return h.Version == g.Version && bytes.Equal(h.KeyID, g.KeyID) && bytes.Equal(h.Namespace, g.Namespace)
+		}
+	}
 	for i := range payloads {
 		h, herr := envelope.ParseHeader(payloads[i])
-		if herr == nil && slices.ContainsFunc(gone, h.Same) {
+		if herr == nil && slices.ContainsFunc(gone, sameKEK(h)) {
 			erased = append(erased, i)
 			continue
 		}

@@ -1,0 +1,50 @@
+package codec_test
+
+import (
+	"context"
+	"testing"
+
+	commonpb "go.temporal.io/api/common/v1"
+
+	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/keyring/keyringtest"
+	"github.com/envelopecodec/envelope/keyring/subject"
+)
+
+// TestDecodeErasableOncePerErasedKeyID: whether a payload is erased
+// depends only on its key ID (the subject key it names), so a shredded
+// subject's history sealed under many data keys (DataKeyMaxUses,
+// DataKeyMaxAge: a long-running workflow) costs one store call, not one
+// per data key.
+func TestDecodeErasableOncePerErasedKeyID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, _ := subject.NewDir(t.TempDir())
+	store := &countingStore{Store: d}
+	kr, _ := subject.New(keyringtest.New(), store, subject.Options{})
+	w, _ := codec.New(kr, codec.Options{DataKeyMaxUses: 1})
+	in := make([]*commonpb.Payload, 20)
+	for i := range in {
+		in[i] = &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}
+	}
+	gone, err := w.ForSubject("alice").Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(gone[0].Metadata["encryption-wrapped-key"]) == string(gone[1].Metadata["encryption-wrapped-key"]) {
+		t.Fatal("payloads share a data key; the test needs one per payload")
+	}
+	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := codec.New(kr, codec.Options{})
+	store.unwraps = 0
+	_, erased, err := r.DecodeErasable(ctx, gone)
+	if err != nil || len(erased) != len(gone) {
+		t.Fatalf("erased %d of %d, err %v", len(erased), len(gone), err)
+	}
+	// The batch call, then alice's key ID once.
+	if store.unwraps != 2 {
+		t.Errorf("%d store calls for %d payloads of one erased subject key, want 2", store.unwraps, len(gone))
+	}
+}
