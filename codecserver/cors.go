@@ -54,8 +54,8 @@ func NormalizeOrigin(origin string) (string, error) {
 // CORS returns middleware that answers preflight requests and adds CORS
 // headers for the listed origins only, with credentials allowed, the
 // headers Content-Type, X-Namespace, Authorization and
-// Authorization-Extras (the Web UI's ID token, ignored), X-Request-Id
-// exposed, and preflights cached for maxAge (DefaultCORSMaxAge if zero).
+// Authorization-Extras (the Web UI's ID token, ignored), X-Request-Id and
+// X-Erased-Payloads exposed, and preflights cached for maxAge (DefaultCORSMaxAge if zero).
 // A request from any other origin gets no CORS headers. It fails on "*" or
 // a malformed origin. With no origins it returns a pass-through.
 func CORS(origins []string, maxAge time.Duration) (func(http.Handler) http.Handler, error) {
@@ -85,7 +85,7 @@ func CORS(origins []string, maxAge time.Duration) (func(http.Handler) http.Handl
 		AllowOriginFunc:  func(origin string) bool { return allowed[origin] },
 		AllowedMethods:   []string{http.MethodPost, http.MethodGet},
 		AllowedHeaders:   []string{"Content-Type", "X-Namespace", "Authorization", "Authorization-Extras"},
-		ExposedHeaders:   []string{RequestIDHeader},
+		ExposedHeaders:   []string{RequestIDHeader, ErasedHeader},
 		AllowCredentials: true,
 		MaxAge:           int(maxAge / time.Second),
 	})
