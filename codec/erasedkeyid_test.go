@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -46,5 +47,39 @@ func TestDecodeErasableOncePerErasedKeyID(t *testing.T) {
 	// The batch call, then alice's key ID once.
 	if store.unwraps != 2 {
 		t.Errorf("%d store calls for %d payloads of one erased subject key, want 2", store.unwraps, len(gone))
+	}
+}
+
+// TestDecodeErasableForeignNamespaceFails: a payload of an erased subject
+// key relabelled to another namespace still fails as a namespace
+// mismatch, even after a payload under the same key ID was found erased:
+// a foreign payload must fail loudly, never become a placeholder.
+func TestDecodeErasableForeignNamespaceFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, _ := subject.NewDir(t.TempDir())
+	kr, _ := subject.New(keyringtest.New(), d, subject.Options{})
+	w, _ := codec.New(kr, codec.Options{DataKeyMaxUses: 1})
+	in := []*commonpb.Payload{
+		{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)},
+		{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"y"`)},
+	}
+	sealed, err := w.ForSubject("alice").Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	foreign := &commonpb.Payload{Metadata: map[string][]byte{}, Data: sealed[1].Data}
+	for k, v := range sealed[1].Metadata {
+		foreign.Metadata[k] = v
+	}
+	foreign.Metadata["encryption-namespace"] = []byte("billing")
+	r, _ := codec.New(kr, codec.Options{})
+	_, erased, err := r.DecodeErasable(ctx, []*commonpb.Payload{sealed[0], foreign})
+	var nsErr *codec.NamespaceError
+	if !errors.As(err, &nsErr) {
+		t.Fatalf("erased %v, err %v; want a NamespaceError", erased, err)
 	}
 }
