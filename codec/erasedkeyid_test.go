@@ -51,9 +51,10 @@ func TestDecodeErasableOncePerErasedKeyID(t *testing.T) {
 }
 
 // TestDecodeErasableForeignNamespaceFails: a payload of an erased subject
-// key relabelled to another namespace still fails as a namespace
-// mismatch, even after a payload under the same key ID was found erased:
-// a foreign payload must fail loudly, never become a placeholder.
+// key relabelled to another namespace fails as a namespace mismatch, next
+// to a payload under the same key ID that is erased: a foreign payload
+// must fail loudly, never become a placeholder. (A regression guard: the
+// whole-batch decode checks namespaces before asking the store.)
 func TestDecodeErasableForeignNamespaceFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
