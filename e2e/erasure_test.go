@@ -108,6 +108,12 @@ func TestErasureByKey(t *testing.T) {
 	if !strings.Contains(dump, "subject-"+gone.CustomerID) || !strings.Contains(dump, "subject-"+kept.CustomerID) {
 		t.Fatalf("the Vault dump lacks the customers' keys:\n%s", dump)
 	}
+	// No subject key can be copied out of Vault (a copy no shred reaches).
+	for _, line := range strings.Split(strings.TrimSpace(dump), "\n") {
+		if strings.Contains(line, `"name":"subject-`) && (!strings.Contains(line, `"exportable":false`) || !strings.Contains(line, `"allow_plaintext_backup":false`)) {
+			t.Errorf("a subject key is exportable or backed up in plaintext: %s", line)
+		}
+	}
 
 	query := func(r run, extra ...string) testenv.CLIResult {
 		qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
@@ -135,6 +141,10 @@ func TestErasureByKey(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"data subject key shredded"`) || !strings.Contains(stderr.String(), `"subject_id":"`+gone.CustomerID+`"`) {
 		t.Errorf("keys shred wrote no audit line: %s", stderr.String())
+	}
+	// The shredded customer's key is gone from Vault, the other's is not.
+	if after := vaultDump(t, v); strings.Contains(after, `"name":"subject-`+gone.CustomerID+`"`) || !strings.Contains(after, `"name":"subject-`+kept.CustomerID+`"`) {
+		t.Errorf("after the shred, Vault's transit keys are:\n%s", after)
 	}
 
 	// A codec server started after the shred (a restarted server): the CLI
