@@ -49,18 +49,3 @@ func (c chain) encode(ctx context.Context, payloads []*commonpb.Payload) ([]*com
 	}
 	return payloads, nil
 }
-
-func (c chain) decode(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	var err error
-	for _, pc := range c {
-		if cc, ok := pc.(contextCodec); ok {
-			payloads, err = cc.DecodeContext(ctx, payloads)
-		} else {
-			payloads, err = pc.Decode(payloads)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return payloads, nil
-}

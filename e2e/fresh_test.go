@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -119,10 +118,14 @@ func TestDemoFreshClone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin")
-	if _, err := os.Stat(filepath.Join(goBin, "go")); err != nil {
-		t.Fatalf("no go in %s: %v", goBin, err)
+	goPath, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go on PATH: %v", err)
 	}
+	if goPath, err = filepath.EvalSymlinks(goPath); err != nil {
+		t.Fatal(err)
+	}
+	goBin := filepath.Dir(goPath)
 
 	base := t.TempDir()
 	clone := filepath.Join(base, "envelope") // nothing beside it
