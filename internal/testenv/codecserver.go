@@ -41,6 +41,24 @@ type CodecServer struct {
 // when the test ends.
 func StartCodecServer(t testing.TB, opts CodecServerOptions) *CodecServer {
 	t.Helper()
+	return startCodecServer(t, opts, "http", nil, http.DefaultClient)
+}
+
+// StartHTTPSCodecServer runs bin/codec-server like [StartCodecServer], but
+// serving HTTPS with cert (--tls-cert, --tls-key), which ca issued. URL is
+// https://127.0.0.1:port; the server is ready when GET /healthz answers 200
+// to a client that trusts only ca.
+func StartHTTPSCodecServer(t testing.TB, opts CodecServerOptions, ca *TestCA, cert *ServerCert) *CodecServer {
+	t.Helper()
+	return startCodecServer(t, opts, "https", []string{"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile}, ca.Client())
+}
+
+// startCodecServer starts bin/codec-server on a free port with --listen,
+// then extra, then opts.Args, and waits until GET scheme://addr/healthz
+// answers 200 to client. It tries another port when the one chosen was
+// taken in between.
+func startCodecServer(t testing.TB, opts CodecServerOptions, scheme string, extra []string, client *http.Client) *CodecServer {
+	t.Helper()
 	bin := builtBinary(t, "codec-server")
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
@@ -48,37 +66,30 @@ func StartCodecServer(t testing.TB, opts CodecServerOptions) *CodecServer {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	var err error
+	var last error
 	for try := 0; try < 3; try++ {
-		var cs *CodecServer
-		if cs, err = startCodecServer(t, bin, opts); err == nil {
+		addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		args := append(append([]string{"--listen", addr}, extra...), opts.Args...)
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = opts.Dir
+		cmd.Env = append(cleanCodecEnv(os.Environ()), opts.Env...)
+		cs := &CodecServer{URL: scheme + "://" + addr}
+		cs.proc = StartProcess(t, "codec-server", cmd)
+		ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)
+		last = waitStatus(ctx, client, cs.URL+"/healthz", http.StatusOK, cs.proc)
+		cancel()
+		if last == nil {
 			return cs
 		}
+		cs.proc.Stop()
+		last = fmt.Errorf("codec server not ready: %v\n%s", last, cs.proc.Output())
 		// The port FreePort chose was taken by someone else in between.
-		if !strings.Contains(err.Error(), "address already in use") {
+		if !strings.Contains(cs.proc.Output(), "address already in use") {
 			break
 		}
 	}
-	t.Fatalf("testenv: %v", err)
+	t.Fatalf("testenv: %v", last)
 	return nil
-}
-
-func startCodecServer(t testing.TB, bin string, opts CodecServerOptions) (*CodecServer, error) {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	cmd := exec.Command(bin, append([]string{"--listen", addr}, opts.Args...)...)
-	cmd.Dir = opts.Dir
-	cmd.Env = append(cleanCodecEnv(os.Environ()), opts.Env...)
-	cs := &CodecServer{URL: "http://" + addr}
-	cs.proc = StartProcess(t, "codec-server", cmd)
-
-	ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)
-	defer cancel()
-	if err := waitStatus(ctx, cs.URL+"/healthz", http.StatusOK, cs.proc); err != nil {
-		cs.proc.Stop()
-		return nil, fmt.Errorf("codec server not ready: %v\n%s", err, cs.proc.Output())
-	}
-	return cs, nil
 }
 
 // builtBinary is Binary for the binaries `make build` makes.
@@ -102,16 +113,16 @@ func (cs *CodecServer) WaitOutput(ctx context.Context, substr string, timeout ti
 	return cs.proc.WaitOutput(ctx, substr, timeout)
 }
 
-// waitStatus polls url until it answers want, the process exits or ctx
-// ends.
-func waitStatus(ctx context.Context, url string, want int, p *Process) error {
+// waitStatus polls url with c until it answers want, the process exits or
+// ctx ends.
+func waitStatus(ctx context.Context, c *http.Client, url string, want int, p *Process) error {
 	var last string
 	for {
 		if p.Exited() {
 			return fmt.Errorf("process exited: %v", p.Err())
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := c.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == want {

@@ -98,7 +98,7 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *OIDCProvider {
 		addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 		p := &OIDCProvider{Issuer: "http://" + addr}
 		p.proc = StartProcess(t, "oidc-provider", exec.Command(bin, "--listen", addr, "--issuer", p.Issuer, "--config", cfgFile))
-		if last = waitStatus(ctx, p.Issuer+"/.well-known/openid-configuration", http.StatusOK, p.proc); last == nil {
+		if last = waitStatus(ctx, http.DefaultClient, p.Issuer+"/.well-known/openid-configuration", http.StatusOK, p.proc); last == nil {
 			return p
 		}
 		p.proc.Stop()

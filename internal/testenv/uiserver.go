@@ -92,7 +92,7 @@ func StartUIServer(t testing.TB, opts UIServerOptions) *UIServer {
 
 	ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)
 	defer cancel()
-	if err := waitStatus(ctx, ui.URL+"/healthz", http.StatusOK, ui.proc); err != nil {
+	if err := waitStatus(ctx, http.DefaultClient, ui.URL+"/healthz", http.StatusOK, ui.proc); err != nil {
 		t.Fatalf("testenv: ui server not ready: %v\n%s", err, ui.proc.Output())
 	}
 	return ui
