@@ -13,7 +13,7 @@
 # and prints the UI address. Your browser must accept the codec server's
 # certificate: open its /healthz once and proceed, or start Chromium with
 # the --ignore-certificate-errors-spki-list flag printed at the end.
-# Ctrl-C stops everything it started.
+# Ctrl-C stops everything it started and exits 0.
 #
 # Settings (environment): DEMO_EXIT_AFTER_START=1 stops once the starter is
 # done; DEMO_LOG_DIR (.data/demo-sso) holds logs, certificates and keys.
@@ -47,46 +47,9 @@ done
 mkdir -p "$DIR/certs" "$DIR/ui/config"
 chmod 700 "$DIR"
 
-pids=()
-names=()
-cleanup() {
-  local rc=$?
-  trap - EXIT
-  trap '' INT TERM
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    local pid=${pids[i]} n=0
-    while kill -0 "$pid" 2>/dev/null && ((n < 100)); do
-      sleep 0.1 # polling a process we stopped, with a 10 s deadline
-      n=$((n + 1))
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-start() {
-  local name=$1
-  shift
-  "$@" >"$DIR/$name.log" 2>&1 &
-  pids+=($!)
-  names+=("$name")
-}
-wait_for() {
-  local what=$1 timeout=$2 deadline
-  shift 2
-  deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    for i in "${!pids[@]}"; do
-      kill -0 "${pids[i]}" 2>/dev/null || die "${names[i]} exited; see $DIR/${names[i]}.log"
-    done
-    ((SECONDS < deadline)) || die "$what not ready after ${timeout}s; see $DIR/"
-    sleep 0.2 # polling readiness, with a deadline
-  done
-}
+# start, wait_for, and stopping everything on exit or Ctrl-C.
+LOG_DIR=$DIR
+source scripts/lib/processes.sh
 
 say "building the OIDC provider and the examples"
 (cd internal/oidcprovider && GOWORK=off go build -o ../../bin/oidc-provider .)

@@ -50,65 +50,8 @@ done
 mkdir -p "$LOG_DIR" .data
 chmod 700 .data
 
-# Processes started by this script, stopped in reverse order on exit.
-pids=()
-names=()
-cleanup() {
-  local rc=$?
-  # Finish stopping even if Ctrl-C is pressed again.
-  trap - EXIT
-  trap '' INT TERM
-  if ((${#pids[@]})); then
-    say "stopping ${names[*]}"
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-      kill -TERM "${pids[i]}" 2>/dev/null || true
-    done
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-      local pid=${pids[i]} n=0
-      while kill -0 "$pid" 2>/dev/null && ((n < 100)); do
-        sleep 0.1 # polling a process we stopped, with a 10 s deadline
-        n=$((n + 1))
-      done
-      if kill -0 "$pid" 2>/dev/null; then
-        say "${names[i]} did not stop in 10s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-      wait "$pid" 2>/dev/null || true
-    done
-  fi
-  if ((interrupted)); then
-    say "stopped everything it started (Ctrl-C)"
-  fi
-  exit "$rc"
-}
-interrupted=0
-trap cleanup EXIT
-# Ctrl-C is how the demo is meant to end: stop everything, then exit 0.
-trap 'interrupted=1; exit 0' INT
-trap 'exit 143' TERM
-
-# start NAME CMD...: runs CMD in the background, logging to $LOG_DIR/NAME.log.
-start() {
-  local name=$1
-  shift
-  "$@" >"$LOG_DIR/$name.log" 2>&1 &
-  pids+=($!)
-  names+=("$name")
-}
-
-# wait_for WHAT TIMEOUT_S CMD...: reruns CMD until it succeeds.
-wait_for() {
-  local what=$1 timeout=$2 deadline
-  shift 2
-  deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    for i in "${!pids[@]}"; do
-      kill -0 "${pids[i]}" 2>/dev/null || die "${names[i]} exited; see $LOG_DIR/${names[i]}.log"
-    done
-    ((SECONDS < deadline)) || die "$what not ready after ${timeout}s; see $LOG_DIR/"
-    sleep 0.2 # polling readiness, with a deadline
-  done
-}
+# start, wait_for, and stopping everything on exit or Ctrl-C.
+source scripts/lib/processes.sh
 
 say "building the example worker and starter"
 go build -o bin/example-worker ./examples/worker

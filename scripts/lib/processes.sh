@@ -1,0 +1,68 @@
+# Process handling shared by scripts/demo.sh and scripts/demo-sso.sh:
+# source it after defining say and die and setting LOG_DIR.
+#
+#   start NAME CMD...          run CMD in the background, logging to $LOG_DIR/NAME.log
+#   wait_for WHAT SECS CMD...  rerun CMD until it succeeds; fail if a started
+#                              process exits or SECS pass
+#
+# On exit every started process is stopped, newest first (TERM, then KILL
+# after 10 s). Ctrl-C is how a demo is meant to end: it stops everything,
+# says so and exits 0, so make prints no error after it.
+
+pids=()
+names=()
+interrupted=0
+
+stop_started() {
+  local rc=$?
+  # Finish stopping even if Ctrl-C is pressed again.
+  trap - EXIT
+  trap '' INT TERM
+  if ((${#pids[@]})); then
+    say "stopping ${names[*]}"
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+      kill -TERM "${pids[i]}" 2>/dev/null || true
+    done
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+      local pid=${pids[i]} n=0
+      while kill -0 "$pid" 2>/dev/null && ((n < 100)); do
+        sleep 0.1 # polling a process we stopped, with a 10 s deadline
+        n=$((n + 1))
+      done
+      if kill -0 "$pid" 2>/dev/null; then
+        say "${names[i]} did not stop in 10s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      wait "$pid" 2>/dev/null || true
+    done
+  fi
+  if ((interrupted)); then
+    say "stopped everything it started (Ctrl-C)"
+  fi
+  exit "$rc"
+}
+trap stop_started EXIT
+trap 'interrupted=1; exit 0' INT
+trap 'exit 143' TERM
+
+start() {
+  local name=$1
+  shift
+  "$@" >"$LOG_DIR/$name.log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
+
+wait_for() {
+  local what=$1 timeout=$2 deadline i
+  shift 2
+  deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    for i in "${!pids[@]}"; do
+      kill -0 "${pids[i]}" 2>/dev/null || die "${names[i]} exited; see $LOG_DIR/${names[i]}.log"
+    done
+    ((SECONDS < deadline)) || die "$what not ready after ${timeout}s; see $LOG_DIR/"
+    sleep 0.2 # polling readiness, with a deadline
+  done
+}
