@@ -45,6 +45,9 @@ func audit(logger *slog.Logger, op string) func(http.Handler) http.Handler {
 					// A payload sealed for another namespace: both names.
 					attrs = append(attrs, slog.String("sealed_namespace", s.sealedNamespace))
 				}
+				if s.erased > 0 {
+					attrs = append(attrs, slog.Int("erased", s.erased))
+				}
 				logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
 			}
 			defer auditPanic(write)
@@ -125,6 +128,10 @@ func writeAuditJSON(w io.Writer, op string, r *http.Request, start time.Time, st
 		// A payload sealed for another namespace: both names.
 		b = append(b, `,"sealed_namespace":`...)
 		b = appendJSONStr(b, s.sealedNamespace)
+	}
+	if s.erased > 0 {
+		b = append(b, `,"erased":`...)
+		b = strconv.AppendInt(b, int64(s.erased), 10)
 	}
 	b = append(b, "}\n"...)
 	w.Write(b)

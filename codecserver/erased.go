@@ -2,8 +2,6 @@ package codecserver
 
 import (
 	"context"
-	"log/slog"
-	"net/http"
 	"strconv"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -14,9 +12,9 @@ import (
 // that the Web UI and the CLI show the rest of the history. Each erased
 // payload is replaced by a json/plain payload holding the string
 // ErasedText, with metadata "encryption-erased: true", and the answer
-// carries ErasedHeader with the number of erased payloads. The audit log
-// gets a line "erased payloads" with the request ID and that number. See
-// docs/ERASURE.md.
+// carries ErasedHeader with the number of erased payloads. The request's
+// audit line has that number as "erased", and the server log gets a line
+// "erased payloads". See docs/ERASURE.md.
 const (
 	// ErasedHeader counts the payloads of a decode answer that were
 	// replaced because their data subject was erased.
@@ -41,15 +39,12 @@ type erasableCodec interface {
 	DecodeErasable(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, []int, error)
 }
 
-// decodeShowingErased decodes like chain.decode for a person looking at a
-// history: payloads an erasable codec reports erased are replaced and
-// counted in ErasedHeader instead of failing the request. The replacement
-// is json/plain, so the codecs after it pass it through.
-func (s *Server) decodeShowingErased(ctx context.Context, w http.ResponseWriter, r *http.Request, c chain, in []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	payloads := in
-	erased := 0
+// decode runs the chain's decoders in order for a person looking at a
+// history: payloads an erasable codec reports erased are replaced by
+// erasedPayload (json/plain, so the codecs after it pass it through) and
+// counted instead of failing the request.
+func (c chain) decode(ctx context.Context, payloads []*commonpb.Payload) (out []*commonpb.Payload, erased int, err error) {
 	for _, pc := range c {
-		var err error
 		var gone []int
 		switch cc := pc.(type) {
 		case erasableCodec:
@@ -60,28 +55,12 @@ func (s *Server) decodeShowingErased(ctx context.Context, w http.ResponseWriter,
 			payloads, err = pc.Decode(payloads)
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for _, i := range gone {
 			payloads[i] = erasedPayload()
 		}
 		erased += len(gone)
 	}
-	if erased == 0 {
-		return payloads, nil
-	}
-	w.Header().Set(ErasedHeader, strconv.Itoa(erased))
-	st := stateOf(r)
-	attrs := []slog.Attr{
-		slog.String("request_id", st.id),
-		slog.String("subject", st.subject),
-		slog.String("namespace", st.namespace),
-		slog.Int("erased", erased),
-		slog.Int("count", len(in)),
-	}
-	s.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "erased payloads", attrs...)
-	if s.cfg.AuditLog != nil {
-		s.cfg.AuditLog.LogAttrs(ctx, slog.LevelInfo, "erased payloads", attrs...)
-	}
-	return payloads, nil
+	return payloads, erased, nil
 }

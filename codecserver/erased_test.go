@@ -81,8 +81,8 @@ func TestDecodeErasedPayloads(t *testing.T) {
 	if string(out[0].Metadata[codecserver.ErasedMetadata]) != "true" || string(out[0].Metadata["encoding"]) != "json/plain" {
 		t.Errorf("replacement metadata %v", out[0].Metadata)
 	}
-	if !strings.Contains(audit.String(), `"msg":"erased payloads"`) || !strings.Contains(audit.String(), `"erased":2`) {
-		t.Errorf("audit log lacks the erased line: %s", audit.String())
+	if !strings.Contains(audit.String(), `"msg":"audit"`) || !strings.Contains(audit.String(), `"erased":2`) {
+		t.Errorf("the audit line lacks \"erased\":2: %s", audit.String())
 	}
 
 	for _, tc := range []struct {
@@ -112,4 +112,45 @@ func protoClone(p *commonpb.Payload) *commonpb.Payload {
 		md[k] = v
 	}
 	return &commonpb.Payload{Metadata: md, Data: append([]byte(nil), p.Data...)}
+}
+
+// TestErasedCountInEveryAuditSink: the binary writes audit lines through
+// AuditWriter, not AuditLog; the number of erased payloads must reach that
+// sink too (it used to be logged only to AuditLog).
+func TestErasedCountInEveryAuditSink(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := subject.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, _ := subject.New(keyringtest.New(), store, subject.Options{})
+	worker, _ := codec.New(kr, codec.Options{})
+	sealed, err := worker.ForSubject("customer-9").EncodeContext(ctx, []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Shred(ctx, "customer-9", "test"); err != nil {
+		t.Fatal(err)
+	}
+	var audit syncBuffer
+	server, _ := codec.New(kr, codec.Options{})
+	srv, err := codecserver.New(codecserver.Config{Codec: server, Unauthenticated: true, AuditWriter: &audit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	b, _ := protojson.Marshal(&commonpb.Payloads{Payloads: sealed})
+	resp, err := http.Post(ts.URL+"/decode", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(codecserver.ErasedHeader) != "1" {
+		t.Fatalf("status %d, %s %q; want 200, 1", resp.StatusCode, codecserver.ErasedHeader, resp.Header.Get(codecserver.ErasedHeader))
+	}
+	if !strings.Contains(audit.String(), `"msg":"audit"`) || !strings.Contains(audit.String(), `"erased":1`) {
+		t.Errorf("the AuditWriter line lacks \"erased\":1: %s", audit.String())
+	}
 }

@@ -20,8 +20,10 @@ type state struct {
 	// sealedNamespace is the namespace a refused payload was sealed for
 	// (codec.ErrNamespace), for the audit line.
 	sealedNamespace string
-	count           int
-	reason          string // failure reason label; "" on success
+	// erased counts the payloads of a decode shown as erased.
+	erased int
+	count  int
+	reason string // failure reason label; "" on success
 	// idHeader backs the X-Request-Id header value: one allocation per
 	// request fewer than Header.Set.
 	idHeader [1]string

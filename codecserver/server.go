@@ -390,7 +390,15 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				inflated.Add(n)
 				return nil
 			})
-			out, err = s.decodeShowingErased(ctx, w, r, c, in.Payloads)
+			var erased int
+			if out, erased, err = c.decode(ctx, in.Payloads); err == nil && erased > 0 {
+				w.Header().Set(ErasedHeader, strconv.Itoa(erased))
+				st := stateOf(r)
+				st.erased = erased
+				s.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "erased payloads",
+					slog.String("request_id", st.id), slog.String("namespace", st.namespace),
+					slog.Int("erased", erased), slog.Int("count", len(in.Payloads)))
+			}
 		}
 		if err != nil {
 			setRetryAfter(w, err)
