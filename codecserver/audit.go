@@ -21,57 +21,38 @@ func audit(logger *slog.Logger, op string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
-			write := func(status int, out string) {
-				s := stateOf(r)
-				if out == "" {
-					out = "ok"
-					if s.reason != "" {
-						out = s.reason
-					}
-				}
-				attrs := []slog.Attr{
-					slog.String("request_id", s.id),
-					slog.String("subject", s.subject),
-					slog.String("auth", s.auth),
-					slog.String("namespace", s.namespace),
-					slog.String("route", op),
-					slog.Int("count", s.count),
-					slog.Int("status", status),
-					slog.String("outcome", out),
-					slog.String("remote", r.RemoteAddr),
-					slog.Duration("duration", time.Since(start)),
-				}
-				if s.sealedNamespace != "" {
-					// A payload sealed for another namespace: both names.
-					attrs = append(attrs, slog.String("sealed_namespace", s.sealedNamespace))
-				}
-				if s.erased > 0 {
-					attrs = append(attrs, slog.Int("erased", s.erased))
-				}
-				logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
-			}
-			defer auditPanic(write)
 			next.ServeHTTP(sw, r)
-			write(sw.code(), "")
+			s := stateOf(r)
+			attrs := []slog.Attr{
+				slog.String("request_id", s.id),
+				slog.String("subject", s.subject),
+				slog.String("auth", s.auth),
+				slog.String("namespace", s.namespace),
+				slog.String("route", op),
+				slog.Int("count", s.count),
+				slog.Int("status", sw.code()),
+				slog.String("outcome", s.outcome()),
+				slog.String("remote", r.RemoteAddr),
+				slog.Duration("duration", time.Since(start)),
+			}
+			if s.sealedNamespace != "" {
+				// A payload sealed for another namespace: both names.
+				attrs = append(attrs, slog.String("sealed_namespace", s.sealedNamespace))
+			}
+			if s.erased > 0 {
+				attrs = append(attrs, slog.Int("erased", s.erased))
+			}
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
 		})
 	}
 }
 
-// auditPanic, deferred around a request, writes its audit line when the
-// handler panics (status 500, outcome "internal", or "aborted" for
-// http.ErrAbortHandler) and panics again, so the recoverer outside still
-// answers: a request that crashed is audited like any other.
-func auditPanic(write func(status int, outcome string)) {
-	v := recover()
-	if v == nil {
-		return
+// outcome is the audit line's outcome: "ok" or the failure reason.
+func (s *state) outcome() string {
+	if s.reason != "" {
+		return s.reason
 	}
-	outcome := "internal"
-	if v == http.ErrAbortHandler {
-		outcome = "aborted"
-	}
-	write(http.StatusInternalServerError, outcome)
-	panic(v)
+	return "ok"
 }
 
 // auditJSON returns middleware that writes the same audit line as audit
@@ -83,23 +64,16 @@ func auditJSON(w io.Writer, op string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: rw}
-			defer auditPanic(func(status int, out string) { writeAuditJSON(w, op, r, start, status, out) })
 			next.ServeHTTP(sw, r)
-			writeAuditJSON(w, op, r, start, sw.code(), "")
+			writeAuditJSON(w, op, r, start, sw.code())
 		})
 	}
 }
 
 // writeAuditJSON encodes one audit line for r by hand and writes it to w in
-// one Write. An empty out is the request's outcome ("ok" or its reason).
-func writeAuditJSON(w io.Writer, op string, r *http.Request, start time.Time, status int, out string) {
+// one Write.
+func writeAuditJSON(w io.Writer, op string, r *http.Request, start time.Time, status int) {
 	s := stateOf(r)
-	if out == "" {
-		out = "ok"
-		if s.reason != "" {
-			out = s.reason
-		}
-	}
 	bp := auditBufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
@@ -119,7 +93,7 @@ func writeAuditJSON(w io.Writer, op string, r *http.Request, start time.Time, st
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"outcome":`...)
-	b = appendJSONStr(b, out)
+	b = appendJSONStr(b, s.outcome())
 	b = append(b, `,"remote":`...)
 	b = appendJSONStr(b, r.RemoteAddr)
 	b = append(b, `,"duration":`...)

@@ -33,9 +33,9 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestPanickingRequestIsAudited: a request whose codec panics is answered
-// 500 by the recoverer and still leaves its audit line (status 500,
-// outcome internal), with the JSON writer and with a slog audit logger.
-// The audit line used to be skipped, as the panic unwound past it.
+// 500 and still leaves its audit line (status 500, outcome internal), with
+// the JSON writer and with a slog audit logger. The audit line used to be
+// skipped, as the panic unwound past it to the outer recoverer.
 func TestPanickingRequestIsAudited(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"AuditWriter", "AuditLog"} {
