@@ -196,3 +196,24 @@ func TestReadyzIsCachedAndMerged(t *testing.T) {
 		t.Errorf("readyz body %s", a.body)
 	}
 }
+
+// panickingChecker is a keyring whose readiness check panics.
+type panickingChecker struct{ *keyringtest.Keyring }
+
+func (panickingChecker) Check(context.Context) error { panic("check bug") }
+
+// TestReadyzSurvivesAPanickingCheck: the check runs in a goroutine of its
+// own, out of the recoverer's reach; a panic there must answer 503, not
+// crash the server.
+func TestReadyzSurvivesAPanickingCheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noAuth: true, mutate: func(c *codecserver.Config) {
+		c.Keyring = panickingChecker{keyringtest.New()}
+	}})
+	if a := e.do(call{method: "GET", path: "/readyz"}); a.status != 503 {
+		t.Fatalf("readyz with a panicking check: %d, want 503", a.status)
+	}
+	if a := e.do(call{method: "GET", path: "/healthz"}); a.status != 200 {
+		t.Fatalf("healthz after it: %d", a.status)
+	}
+}

@@ -242,7 +242,10 @@ func New(cfg Config) (*Server, error) {
 		name   string
 		action Action
 	}{{"encode", ActionEncode}, {"decode", ActionDecode}} {
-		h := http.Handler(s.codecHandler(op.action))
+		// A panic in the handler becomes a 500 here, inside the audit and
+		// metrics middleware, so both count it like any other failure (the
+		// outer recoverer still catches panics in the middleware).
+		h := s.recoverer(s.codecHandler(op.action))
 		h = s.limitBody(cfg.MaxBodyBytes)(h)
 		if cfg.AuditLog != nil {
 			h = audit(cfg.AuditLog, op.name)(h)
@@ -530,6 +533,18 @@ type readyCache struct {
 	running chan struct{} // closed when the running check ends
 }
 
+// checkRecovered runs k.Check in the goroutine readyCache starts, where no
+// recoverer would catch a panic: a panicking keyring check is "not ready",
+// not a crashed server.
+func checkRecovered(ctx context.Context, k keyring.Checker) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("keyring check panicked: %v", v)
+		}
+	}()
+	return k.Check(ctx)
+}
+
 func (c *readyCache) check(ctx context.Context, k keyring.Checker, ttl time.Duration) error {
 	c.mu.Lock()
 	if c.valid && ttl > 0 && time.Since(c.at) < ttl {
@@ -544,7 +559,7 @@ func (c *readyCache) check(ctx context.Context, k keyring.Checker, ttl time.Dura
 			// The check outlives the probe that started it: others wait
 			// for it too.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultReadyzTimeout)
-			err := k.Check(cctx)
+			err := checkRecovered(cctx, k)
 			cancel()
 			c.mu.Lock()
 			c.err, c.at, c.valid, c.running = err, time.Now(), true, nil
