@@ -97,6 +97,34 @@ func TestToolsThroughSymlinkedClone(t *testing.T) {
 	}
 }
 
+// TestToolsKeepALinkWithBinOnPath: with the clone's bin/ on PATH and
+// bin/temporal a link (made earlier) to a temporal elsewhere, tools.sh
+// keeps the link. It used to take bin/temporal for a program on PATH,
+// link it to itself, and leave the next run with a broken bin/temporal.
+func TestToolsKeepALinkWithBinOnPath(t *testing.T) {
+	t.Parallel()
+	dir := toolsCopy(t)
+	elsewhere := filepath.Join(t.TempDir(), "temporal")
+	fakeTool(t, elsewhere, "1.5.1", true)
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(bin, "temporal")); err != nil {
+		t.Fatal(err)
+	}
+	path := strings.Join([]string{bin, "/usr/bin", "/bin", filepath.Dir(goBinary(t))}, ":")
+	for run := 1; run <= 2; run++ {
+		out, err := runTools(t, filepath.Join(dir, "scripts", "tools.sh"), path, "temporal")
+		if err != nil || !strings.Contains(out, "linked earlier to "+elsewhere) {
+			t.Fatalf("run %d: tools.sh temporal with bin/ on PATH: %v\n%s", run, err, out)
+		}
+		if got, err := os.Readlink(filepath.Join(bin, "temporal")); err != nil || got != elsewhere {
+			t.Fatalf("run %d: bin/temporal links to %q (%v), want %s", run, got, err, elsewhere)
+		}
+	}
+}
+
 // goBinary returns the go command the tests run with.
 func goBinary(t *testing.T) string {
 	t.Helper()

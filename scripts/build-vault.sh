@@ -12,7 +12,9 @@
 set -euo pipefail
 
 VERSION=${VAULT_VERSION:-v1.19.0}
-out=$(realpath -m "${1:-bin/vault}")
+out=${1:-bin/vault}
+mkdir -p "$(dirname "$out")"
+out=$(cd "$(dirname "$out")" && pwd -P)/$(basename "$out")
 
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
 

@@ -40,6 +40,7 @@ for b in bin/temporal bin/codec-server bin/ui-server; do
   [[ -x $b ]] || die "$b is missing; run \`make demo-sso\` (it builds and links what it needs)"
 done
 command -v openssl >/dev/null || die "openssl is needed to make the demo's certificates"
+command -v curl >/dev/null || die "curl is needed to wait for the OIDC provider and the UI server"
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$TEMPORAL_PORT" "$UI_PORT" "$CODEC_PORT" "$OIDC_PORT"; do
   port_busy "$p" && die "port $p is in use (another demo or dev server?); stop it first"
@@ -57,13 +58,12 @@ go build -o bin/example-worker ./examples/worker
 go build -o bin/example-starter ./examples/starter
 # The temporalio/ui image's configuration template: every setting from a
 # TEMPORAL_* variable, as in deploy/ and docs/OPERATIONS.md.
-uidir=$(go mod download -json github.com/temporalio/ui-server/v2@v2.42.1 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-[[ -f $uidir/config/docker.yaml ]] || die "could not fetch ui-server v2.42.1's config/docker.yaml"
-install -m 644 "$uidir/config/docker.yaml" "$DIR/ui/config/docker.yaml"
+install -m 644 internal/testenv/uiserverconfig/docker.yaml "$DIR/ui/config/docker.yaml"
 printf 'host: 127.0.0.1\n' >"$DIR/ui/config/base.yaml"
 
 certs=$DIR/certs
-if [[ ! -f $certs/server.crt ]]; then
+# Made once and reused while valid for another hour (they last 30 days).
+if ! { [[ -f $certs/server.crt ]] && openssl x509 -checkend 3600 -noout -in "$certs/server.crt" >/dev/null; }; then
   say "making a CA and a certificate for localhost in $certs"
   openssl req -x509 -new -nodes -days 30 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
     -keyout "$certs/ca.key" -out "$certs/ca.crt" -subj "/CN=envelope demo CA" \
@@ -142,5 +142,5 @@ if [[ ${DEMO_EXIT_AFTER_START:-} == 1 ]]; then
   exit 0
 fi
 say "running; press Ctrl-C to stop everything"
-wait -n "${pids[@]}" || true
+wait_any
 exit 1

@@ -22,7 +22,7 @@
 # Each tool's line says which one was taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd -P) # physical, as realpath answers in on_path
+ROOT=$(pwd -P) # physical, as leads_here compares
 mkdir -p bin
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
@@ -34,21 +34,49 @@ VAULT_MIN=1.15.0 # transit datakey + batch decrypt as the tests use them
 say() { printf 'tools: %s\n' "$*"; }
 fail() { printf 'tools: %s\n' "$*" >&2; exit 1; }
 
-# on_path NAME: the program NAME on PATH (as PATH names it, so a package
+# leads_here P: P is in our own bin/, or is a link whose chain passes
+# through it (bin/ on PATH, possibly under another name). Portable: plain
+# readlink and cd, no GNU realpath options.
+leads_here() {
+  local p=$1 n=0 d t
+  while :; do
+    d=$(cd "$(dirname "$p")" 2>/dev/null && pwd -P) || return 1
+    [[ $d == "$ROOT/bin" ]] && return 0
+    [[ -L $p ]] || return 1
+    t=$(readlink "$p")
+    [[ $t == /* ]] || t=$d/$t
+    p=$t
+    n=$((n + 1))
+    ((n < 40)) || return 1
+  done
+}
+
+# on_path NAME: the program NAME on PATH, as PATH names it (so a package
 # manager's upgrade behind a stable link keeps working), unless it is our
 # own bin/NAME.
 on_path() {
   local p
   p=$(command -v "$1" 2>/dev/null) || return 1
-  [[ $(realpath "$p") == "$ROOT/bin/"* ]] && return 1
-  realpath -s "$p"
+  [[ $p == /* ]] || p=$PWD/$p
+  leads_here "$p" && return 1
+  printf '%s\n' "$p"
 }
 
 # link NAME PATH: record that bin/NAME is PATH.
 link() { ln -sfn "$2" "bin/$1"; }
 
-# built NAME: bin/NAME exists and is a program built here, not a link.
-built() { [[ -x bin/$1 && ! -L bin/$1 ]]; }
+# usable NAME: bin/NAME runs: built here, or linked earlier to a program
+# that is still there (bin/ itself may be on PATH).
+usable() { [[ -x bin/$1 ]]; }
+
+# describe NAME: how bin/NAME came to be, for the tool's line.
+describe() {
+  if [[ -L bin/$1 ]]; then
+    printf 'bin/%s, linked earlier to %s' "$1" "$(readlink "bin/$1")"
+  else
+    printf 'bin/%s, built here' "$1"
+  fi
+}
 
 # version_ge A B: version A >= version B (leading v ignored).
 version_ge() { [[ $(printf '%s\n%s\n' "${1#v}" "${2#v}" | sort -V | head -1) == "${2#v}" ]]; }
@@ -60,20 +88,20 @@ temporal_tool() {
     if ! "$p" server start-dev --help >/dev/null 2>&1; then
       fail "temporal on PATH ($p, ${v:-unknown version}) has no \`server start-dev\`; envelope needs the Temporal CLI $TEMPORAL_VERSION or newer (https://docs.temporal.io/cli); upgrade it, or take it off PATH and \`make tools\` builds $TEMPORAL_VERSION into bin/"
     fi
-    if ! "$p" server start-dev --help 2>&1 | grep -q -- '--ui-codec-endpoint' ||
-      ! "$p" workflow show --help 2>&1 | grep -q -- '--disable-config-file'; then
+    if ! grep -q -- '--ui-codec-endpoint' <<<"$("$p" server start-dev --help 2>&1)" ||
+      ! grep -q -- '--disable-config-file' <<<"$("$p" workflow show --help 2>&1)"; then
       fail "temporal on PATH ($p, ${v:-unknown version}) is too old (no --ui-codec-endpoint or --disable-config-file); envelope needs the Temporal CLI $TEMPORAL_VERSION or newer; upgrade it, or take it off PATH and \`make tools\` builds $TEMPORAL_VERSION into bin/"
     fi
     link temporal "$p"
     say "temporal: $p from PATH (${v:-unknown version})"
     return
   fi
-  if ! built temporal; then
+  if ! usable temporal; then
     rm -f bin/temporal
     say "temporal: not on PATH; building the Temporal CLI $TEMPORAL_VERSION from the Go module proxy into bin/ (about 5 minutes, once)"
     GOBIN="$ROOT/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
   fi
-  say "temporal: bin/temporal, built here ($(bin/temporal --version 2>/dev/null | head -1))"
+  say "temporal: $(describe temporal) ($(bin/temporal --version 2>/dev/null | head -1))"
 }
 
 vault_tool() {
@@ -89,16 +117,16 @@ vault_tool() {
     say "vault: $p from PATH ($v)"
     return
   fi
-  if ! built vault; then
+  if ! usable vault; then
     rm -f bin/vault
     say "vault: not on PATH; building Vault $VAULT_VERSION from the Go module proxy into bin/ (about 5 minutes, once)"
     VAULT_VERSION=$VAULT_VERSION scripts/build-vault.sh "$ROOT/bin/vault" >/dev/null
   fi
-  say "vault: bin/vault, built here ($(bin/vault version 2>/dev/null | head -1))"
+  say "vault: $(describe vault) ($(bin/vault version 2>/dev/null | head -1))"
 }
 
 ui_server_tool() {
-  if ! built ui-server; then
+  if ! usable ui-server; then
     rm -f bin/ui-server
     say "ui-server: building the Temporal UI server $UI_SERVER_VERSION from the Go module proxy into bin/ (minutes, once)"
     local tmp
@@ -148,6 +176,12 @@ chromium_tool() {
 }
 
 want=${*:-temporal vault ui-server chromium}
+for t in $want; do
+  case $t in
+    temporal | vault | ui-server | chromium) ;;
+    *) fail "unknown tool $t (known: temporal vault ui-server chromium)" ;;
+  esac
+done
 pids=()
 for t in $want; do
   case $t in

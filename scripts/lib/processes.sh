@@ -4,6 +4,7 @@
 #   start NAME CMD...          run CMD in the background, logging to $LOG_DIR/NAME.log
 #   wait_for WHAT SECS CMD...  rerun CMD until it succeeds; fail if a started
 #                              process exits or SECS pass
+#   wait_any                   return when one started process has exited
 #
 # On exit every started process is stopped, newest first (TERM, then KILL
 # after 10 s). Ctrl-C is how a demo is meant to end: it stops everything,
@@ -64,5 +65,17 @@ wait_for() {
     done
     ((SECONDS < deadline)) || die "$what not ready after ${timeout}s; see $LOG_DIR/"
     sleep 0.2 # polling readiness, with a deadline
+  done
+}
+
+# wait_any polls instead of `wait -n`, which needs bash 5.1 (macOS ships
+# 3.2); Ctrl-C still ends the sleep at once.
+wait_any() {
+  local p
+  while :; do
+    for p in "${pids[@]}"; do
+      kill -0 "$p" 2>/dev/null || return 0
+    done
+    sleep 1 # polling the processes we started
   done
 }
