@@ -257,8 +257,8 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 || opts.SubjectKeyMaxAge < 0 {
 		return nil, errors.New("codec: negative option")
 	}
-	if opts.DataKeyMaxUses > MaxDataKeyMaxUses {
-		return nil, fmt.Errorf("codec: DataKeyMaxUses is %d, at most %d (2^32, the NIST SP 800-38D limit for random nonces) allowed", opts.DataKeyMaxUses, MaxDataKeyMaxUses)
+	if int64(opts.DataKeyMaxUses) > MaxDataKeyMaxUses {
+		return nil, fmt.Errorf("codec: DataKeyMaxUses is %d, at most %d (2^32, the NIST SP 800-38D limit for random nonces) allowed", opts.DataKeyMaxUses, int64(MaxDataKeyMaxUses))
 	}
 	if opts.DataKeyMaxAge > MaxDataKeyMaxAge {
 		return nil, fmt.Errorf("codec: DataKeyMaxAge is %s, at most %s allowed", opts.DataKeyMaxAge, MaxDataKeyMaxAge)
@@ -579,7 +579,7 @@ func (c *core) legacyKey(ctx context.Context, keyID string, now time.Time) (*ope
 	}
 	lk, ok := c.kr.(keyring.LegacyKeys)
 	if !ok {
-		return nil, fmt.Errorf("%w: payload is in the static-key format of the Temporal samples (key %q) and the keyring holds no legacy keys", ErrUnsupported, keyID)
+		return nil, fmt.Errorf("%w: payload is in the static-key format of the Temporal samples (key %q) and the keyring holds no legacy keys", ErrUnsupported, truncateID(keyID))
 	}
 	secret, err := lk.LegacyKey(ctx, keyID)
 	if err != nil {
@@ -587,7 +587,7 @@ func (c *core) legacyKey(ctx context.Context, keyID string, now time.Time) (*ope
 	}
 	aead, err := newGCM(secret)
 	if err != nil {
-		return nil, fmt.Errorf("legacy key %q: %w", keyID, err)
+		return nil, fmt.Errorf("legacy key %q: %w", truncateID(keyID), err)
 	}
 	k := &openKey{aead: aead, keyID: keyID, expires: now.Add(c.opts.DecodeCacheMaxAge)}
 	c.legacy.Store(keyID, k)

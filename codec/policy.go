@@ -111,11 +111,13 @@ func (c *Codec) unwrapByNamespace(ctx context.Context, missing []*pendingKey, ke
 	return nil
 }
 
-// truncateID returns a payload's key ID for an error message, cut short:
-// a malformed one may be misplaced key material.
-func truncateID(b []byte) string {
-	if len(b) > 64 {
-		return string(b[:64]) + "..."
+// truncateID returns a payload's key ID for an error message, cut to 16
+// bytes: a static key pasted where the ID belongs (hex or base64 of 32
+// bytes) must never reach a log whole, and 16 bytes are enough to tell
+// the samples' IDs apart.
+func truncateID[T string | []byte](b T) string {
+	if len(b) > 16 {
+		return string(b[:16]) + "..."
 	}
 	return string(b)
 }

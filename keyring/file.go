@@ -598,6 +598,11 @@ func (f *File) LegacyKey(ctx context.Context, keyID string) (Secret, error) {
 		if ks.retired[keyID] {
 			return Secret{}, fmt.Errorf("legacy key %q is retired: %w", keyID, ErrUnknownKey)
 		}
+		// The ID comes from a payload: cut it short, it may be a key
+		// pasted in the wrong place.
+		if len(keyID) > 16 {
+			keyID = keyID[:16] + "..."
+		}
 		return Secret{}, fmt.Errorf("legacy key %q: %w", keyID, ErrUnknownKey)
 	}
 	return NewSecret(bytes.Clone(k)), nil
