@@ -210,6 +210,8 @@ type core struct {
 
 	encMu sync.Mutex
 	enc   map[sealKeyID]*sealKey
+	// encSweepAt is the size of enc that triggers sweepSealKeys.
+	encSweepAt int
 
 	dec  *lru.Cache[uint64, *openKey] // by core.hash
 	seed maphash.Seed
@@ -297,7 +299,7 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
-	c := &core{kr: kr, opts: opts, enc: make(map[sealKeyID]*sealKey), dec: cache, seed: maphash.MakeSeed()}
+	c := &core{kr: kr, opts: opts, enc: make(map[sealKeyID]*sealKey), encSweepAt: minSealKeySweep, dec: cache, seed: maphash.MakeSeed()}
 	c.rot, _ = kr.(keyring.Rotating)
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
@@ -412,8 +414,35 @@ func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey
 		gen:     gen,
 	}
 	k.uses.Store(1)
+	if len(c.enc) >= c.encSweepAt {
+		c.sweepSealKeys(now)
+	}
 	c.enc[id] = k
 	return k, nil
+}
+
+// minSealKeySweep is the number of cached sealing keys from which expired
+// ones are dropped.
+const minSealKeySweep = 1024
+
+// sweepSealKeys drops expired sealing keys, so a key per data subject does
+// not keep every subject's data key in memory for the life of the process
+// (a shredded subject's included). Called with encMu held when the map has
+// doubled since the last sweep: amortised O(1) per new key.
+func (c *core) sweepSealKeys(now time.Time) {
+	for id, k := range c.enc {
+		if !now.Before(k.expires) {
+			delete(c.enc, id)
+		}
+	}
+	c.encSweepAt = max(2*len(c.enc), minSealKeySweep)
+}
+
+// sealKeysCached reports how many sealing data keys c keeps (tests).
+func (c *Codec) sealKeysCached() int {
+	c.core.encMu.Lock()
+	defer c.core.encMu.Unlock()
+	return len(c.core.enc)
 }
 
 func newGCM(key keyring.Secret) (cipher.AEAD, error) {
