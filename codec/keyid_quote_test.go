@@ -45,3 +45,25 @@ func TestLegacyKeyIDIsNeverQuotedWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestSubjectIDsStayOutOfCodecErrors: a data subject ID may be personal
+// data; the codec's own errors do not repeat it (it used to quote it
+// before even validating it).
+func TestSubjectIDsStayOutOfCodecErrors(t *testing.T) {
+	t.Parallel()
+	const person = "alice@example.com"
+	c, err := codec.New(keyringtest.New(), codec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}}
+	for _, subj := range []string{person, person + " with a space"} {
+		_, err := c.ForSubject(subj).EncodeContext(context.Background(), p)
+		if err == nil {
+			t.Fatalf("encode for subject %q with a keyring without subject keys succeeded", subj)
+		}
+		if strings.Contains(err.Error(), person) {
+			t.Errorf("error names the subject: %v", err)
+		}
+	}
+}

@@ -52,19 +52,21 @@ func (c *core) newDataKey(ctx context.Context, namespace, subject string) (keyri
 		}
 		return dk, nil
 	}
-	sk, ok := c.kr.(keyring.SubjectKeyring)
-	if !ok {
-		return keyring.DataKey{}, fmt.Errorf("data subject %q: the keyring holds no data subject keys (want a keyring.SubjectKeyring, e.g. keyring/subject)", subject)
-	}
+	// Subject IDs may be personal data (an e-mail address): validate
+	// before anything, and name them in errors only where the store does.
 	if err := keyring.ValidSubject(subject); err != nil {
 		return keyring.DataKey{}, err
 	}
+	sk, ok := c.kr.(keyring.SubjectKeyring)
+	if !ok {
+		return keyring.DataKey{}, errors.New("data subject: the keyring holds no data subject keys (want a keyring.SubjectKeyring, e.g. keyring/subject)")
+	}
 	dk, err := sk.NewSubjectDataKey(ctx, namespace, subject)
 	if err != nil {
-		return dk, fmt.Errorf("new data key for namespace %q, data subject %q: %w", namespace, subject, err)
+		return dk, fmt.Errorf("new data key for namespace %q, data subject: %w", namespace, err)
 	}
 	if !keyring.IsSubjectKeyID(dk.KeyID) {
-		return keyring.DataKey{}, fmt.Errorf("data subject %q: keyring returned key ID %q, want one starting with %q", subject, truncateID([]byte(dk.KeyID)), keyring.SubjectKeyIDPrefix)
+		return keyring.DataKey{}, fmt.Errorf("data subject: keyring returned key ID %q, want one starting with %q", truncateID(dk.KeyID), keyring.SubjectKeyIDPrefix)
 	}
 	return dk, nil
 }
