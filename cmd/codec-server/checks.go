@@ -25,6 +25,11 @@ func checkEmptyKeysFile(fset *flag.FlagSet, args []string, lookup func(string) (
 		given = given || strings.HasPrefix(a, "-") && name == "keys-file"
 	}
 	env := keyflags.EnvName("keys-file")
+	// With Vault configured no key file is wanted, and an empty variable
+	// cannot fall back to the development key file.
+	if v := fset.Lookup("vault-addr"); v != nil && v.Value.String() != "" {
+		return nil
+	}
 	if f := fset.Lookup("keys-file"); f != nil && f.Value.String() == "" {
 		if given {
 			return errors.New("--keys-file is empty: give the path of a key file (create one with: codec-server keys new --file F)")

@@ -41,6 +41,13 @@ func TestCommandLineErrorsAreOneLine(t *testing.T) {
 		{"an empty CODEC_SERVER_KEYS_FILE", []string{"CODEC_SERVER_KEYS_FILE="}, nil, 2, "CODEC_SERVER_KEYS_FILE is set but empty", nil},
 		{"a directory as key file, without a permissions warning first", nil, []string{"--keys-file", dir}, 1, "is a directory, want a key file", []string{"readable by group", "codec server stopped"}},
 		{"a missing key file", nil, []string{"--keys-file", filepath.Join(dir, "nope.json")}, 1, "no such file (create one with: codec-server keys new", []string{"codec server stopped"}},
+		{"keys shred without --subject says so in one line", nil, []string{"keys", "shred", "--subject-store", "dir"}, 2, "--subject is required", nil},
+		{"keys shred without --subject-store says so in one line", nil, []string{"keys", "shred", "--subject", "alice"}, 2, "--subject-store is required", nil},
+		{"keys retire --force of an unknown key warns of nothing it did not do", nil, []string{"keys", "retire", "nope", "--force", "--file", keys}, 1, "nope", []string{"warning"}},
+		// With Vault configured, an empty CODEC_SERVER_KEYS_FILE is not an
+		// error (it cannot fall back to the dev key); the start fails later,
+		// on the unreachable Vault, in one line too.
+		{"an empty CODEC_SERVER_KEYS_FILE next to Vault is not refused for it", []string{"CODEC_SERVER_KEYS_FILE=", "VAULT_ADDR=http://127.0.0.1:1", "VAULT_TOKEN=t", "CODEC_SERVER_VAULT_KEY=k", "CODEC_SERVER_VAULT_TIMEOUT=200ms", "CODEC_SERVER_VAULT_MAX_RETRIES=0"}, nil, 1, "vault", []string{"is set but empty"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

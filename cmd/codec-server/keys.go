@@ -165,12 +165,12 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		fmt.Fprintf(stdout, "added key %s to %s and made it active; older keys still decrypt\n", info.ID, *file)
 	case "retire":
 		window := *maxAge + *reload
-		if *force {
-			fmt.Fprintf(stderr, "warning: --force: retiring %s without waiting %s after it stopped being active; processes still sealing under it make payloads nobody can decrypt until the key is restored\n", id, window)
-		}
 		info, err := keyring.RetireKey(*file, id, now, keyring.RetireOptions{Window: window, Force: *force})
 		if err != nil {
 			return fail(err)
+		}
+		if *force {
+			fmt.Fprintf(stderr, "warning: --force: retired %s without waiting %s after it stopped being active; processes still sealing under it make payloads nobody can decrypt until the key is restored\n", displayID(info), window)
 		}
 		fmt.Fprintf(stdout, "retired key %s in %s: payloads sealed under it no longer decrypt (the key material stays in the file)\n", displayID(info), *file)
 	case "add-legacy":

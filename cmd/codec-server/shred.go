@@ -39,8 +39,15 @@ func runShred(args []string, stdout, stderr io.Writer, lookup func(string) (stri
 		}
 		return 2
 	}
-	if *id == "" || subj.Store == "" || fs.NArg() > 0 {
-		fs.Usage()
+	switch {
+	case *id == "":
+		fmt.Fprintln(stderr, "codec-server keys shred: --subject is required (see codec-server keys shred --help)")
+		return 2
+	case subj.Store == "":
+		fmt.Fprintln(stderr, "codec-server keys shred: --subject-store is required: dir or vault (see codec-server keys shred --help)")
+		return 2
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "codec-server keys shred: unexpected argument %q (see codec-server keys shred --help)\n", fs.Arg(0))
 		return 2
 	}
 	if err := subj.Validate(&keys); err != nil {
