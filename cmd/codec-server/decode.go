@@ -45,7 +45,7 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if v, ok := lookup("TEMPORAL_NAMESPACE"); ok && v != "" {
 		ns = v
 	}
-	fs.StringVar(&ns, "namespace", ns, "namespace of the history, for keyrings that choose keys by namespace; $TEMPORAL_NAMESPACE when set")
+	fs.StringVar(&ns, "namespace", ns, "namespace the history comes from: envelope/v2 payloads sealed for another namespace fail; $TEMPORAL_NAMESPACE when set")
 	zlib := fs.Bool("zlib", true, "decompress binary/zlib payloads too, as the server's --zlib (--zlib=false turns it off)")
 	var keys keyflags.Options
 	keys.Register(fs)
