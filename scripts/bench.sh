@@ -25,5 +25,14 @@ echo "== temporal workflow show of a 1,501-event history through each codec serv
 go test -tags loadtest -count=1 -run 'TestLoadCLIWorkflowShow' -v -timeout 10m ./cmd/codec-server | tee "$out/cli.txt" | grep -vE '^(=== RUN|--- PASS|PASS|ok)'
 
 echo
+echo "== compression: round trip with and without Options.Compress"
+go test -run '^$' -bench BenchmarkCompressRoundTrip -benchmem -benchtime 300ms -count 3 ./codec | tee "$out/compress.txt" | grep -E '^Benchmark'
+
+echo
+echo "== data subject keys vs namespace keys; Vault calls for 10,000 payloads over 100 subjects (real Vault)"
+go test -run '^$' -bench 'BenchmarkSeal|BenchmarkOpen' -benchmem -count 5 -benchtime 0.3s ./keyring/subject/ | tee "$out/subject.txt" | grep -E '^Benchmark'
+go test -count=1 -v -run TestVaultCallsPer10000Payloads ./keyring/subject/ | tee "$out/subject-vault.txt" | grep -iE 'calls|^---'
+
+echo
 echo "== Vault transit calls for 10,000 payloads (real Vault: make tools first)"
 go test -count=1 -v -run 'TestVault/10000' ./keyring/vault/ | tee "$out/vault.txt" | grep 'vault calls'
