@@ -361,6 +361,10 @@ type File struct {
 	mu   sync.RWMutex
 	keys *keySet
 
+	// reloadMu serialises reloads, so two at once cannot install an
+	// older file after a newer one.
+	reloadMu sync.Mutex
+
 	gen      atomic.Uint64 // counts changes of the loaded file
 	failures atomic.Int64  // reloads failed in a row
 	errMu    sync.Mutex
@@ -488,6 +492,8 @@ func (f *File) Reload() (changed bool, err error) {
 }
 
 func (f *File) reload() (bool, error) {
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
 	ks, err := f.load()
 	if err != nil {
 		return false, err
