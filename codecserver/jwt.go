@@ -505,7 +505,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Identity, erro
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(key, cachedToken{id: id, notBefore: notBefore, expires: expires, gen: gen})
+		v.cache.put(key, cachedToken{id: id, notBefore: notBefore, expires: expires, gen: gen}, v.cfg.Now())
 	}
 	return id, nil
 }

@@ -39,13 +39,13 @@ func (c *tokenCache) get(key [32]byte, now time.Time, gen uint64) (*Identity, bo
 	return e.id, true
 }
 
-// put stores a verified token. When full it first drops expired entries,
-// then, if still full, one arbitrary entry.
-func (c *tokenCache) put(key [32]byte, e cachedToken) {
+// put stores a verified token. When full it first drops entries expired at
+// now (the verifier's clock) or of an older key generation, then, if still
+// full, one arbitrary entry.
+func (c *tokenCache) put(key [32]byte, e cachedToken, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
-		now := time.Now()
 		for k, old := range c.m {
 			if !now.Before(old.expires) || old.gen != e.gen {
 				delete(c.m, k)
