@@ -30,6 +30,7 @@ type Metrics struct {
 
 	keyReloads       *prometheus.CounterVec
 	keyReloadFailing prometheus.Gauge
+	keyReloadOnce    sync.Once
 
 	// children caches the label-resolved series of the per-request
 	// metrics: WithLabelValues hashes the labels and takes a lock on every
@@ -306,8 +307,11 @@ func (m *Metrics) ObserveKeyReload(err error) {
 	if m == nil {
 		return
 	}
-	_ = m.reg.Register(m.keyReloads)
-	_ = m.reg.Register(m.keyReloadFailing)
+	// Registered on the first reload: only servers with a reloaded key
+	// file export these series.
+	m.keyReloadOnce.Do(func() {
+		m.reg.MustRegister(m.keyReloads, m.keyReloadFailing)
+	})
 	if err != nil {
 		m.keyReloads.WithLabelValues("error").Inc()
 		m.keyReloadFailing.Inc()
