@@ -235,6 +235,12 @@ func readStaticKey(path string, stdin io.Reader) ([]byte, error) {
 	var data []byte
 	var err error
 	if path == "" || path == "-" {
+		if f, ok := stdin.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				// A terminal: say what is awaited instead of hanging silently.
+				fmt.Fprintln(os.Stderr, "codec-server keys add-legacy: paste the static key (raw, base64 or hex), then press Ctrl-D; or pass --key-file F")
+			}
+		}
 		data, err = io.ReadAll(io.LimitReader(stdin, 4096))
 	} else {
 		data, err = os.ReadFile(path)
@@ -249,6 +255,8 @@ func readStaticKey(path string, stdin io.Reader) ([]byte, error) {
 	if len(trimmed) == keyring.DataKeySize {
 		return bytes.Clone(trimmed), nil
 	}
+	// The encoded form is key material too: wipe it once decoded.
+	defer clear(data)
 	if k, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && len(k) == keyring.DataKeySize {
 		return k, nil
 	}
