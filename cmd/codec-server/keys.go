@@ -251,12 +251,12 @@ func readStaticKey(path string, stdin io.Reader) ([]byte, error) {
 	if len(data) == keyring.DataKeySize {
 		return data, nil
 	}
+	// Every other form is key material too: wipe it once decoded.
+	defer clear(data)
 	trimmed := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
 	if len(trimmed) == keyring.DataKeySize {
 		return bytes.Clone(trimmed), nil
 	}
-	// The encoded form is key material too: wipe it once decoded.
-	defer clear(data)
 	if k, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && len(k) == keyring.DataKeySize {
 		return k, nil
 	}
