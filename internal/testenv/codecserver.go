@@ -92,14 +92,46 @@ func startCodecServer(t testing.TB, opts CodecServerOptions, scheme string, extr
 	return nil
 }
 
-// builtBinary is Binary for the binaries `make build` makes.
+// builtBinary is Binary for the binaries `make build` makes. It fails the
+// test when a Go source of the module is newer than the binary, so a bare
+// `go test` after an edit never tests yesterday's server.
 func builtBinary(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(RepoRoot(t), "bin", name)
-	if _, err := os.Stat(p); err != nil {
+	root := RepoRoot(t)
+	p := filepath.Join(root, "bin", name)
+	fi, err := os.Stat(p)
+	if err != nil {
 		t.Fatalf("testenv: %s is missing; run `make build` (make test does) to build it: %v", p, err)
 	}
+	if newer := newerSource(root, fi.ModTime()); newer != "" {
+		t.Fatalf("testenv: %s is older than %s; run `make build` (make test does)", p, newer)
+	}
 	return p
+}
+
+// newerSource returns a non-test Go file of the module (not of the nested
+// deploy/ and internal/oidcprovider modules) modified after t, or "".
+func newerSource(root string, t time.Time) string {
+	var found string
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || found != "" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() {
+			switch rel, _ := filepath.Rel(root, path); rel {
+			case ".git", "bin", ".data", "artifacts", "deploy", filepath.Join("internal", "oidcprovider"):
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			if info, err := d.Info(); err == nil && info.ModTime().After(t) {
+				found, _ = filepath.Rel(root, path)
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 // Output returns what the codec server logged so far.
