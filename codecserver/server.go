@@ -284,7 +284,9 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		// or the last) are refused before anything reads one of them.
 		for _, h := range [...]string{NamespaceHeader, "Authorization"} {
 			if len(r.Header.Values(h)) > 1 {
-				st.namespace = auditValue(strings.Join(r.Header.Values(NamespaceHeader), ","))
+				if h == NamespaceHeader {
+					st.namespace = auditValue(strings.Join(r.Header.Values(NamespaceHeader), ","))
+				}
 				s.fail(w, r, newError(http.StatusBadRequest, "duplicate_header", "the "+h+" header is given more than once", nil))
 				return
 			}
