@@ -27,7 +27,9 @@ const decodeUsage = `Usage:
 Reads the output of 'temporal workflow show -o json' (or -o jsonl, or any
 JSON holding Temporal payloads) from FILE, or from standard input when FILE
 is missing or "-", and prints it with every payload decoded: for incident
-work without a running codec server. The keyring flags are the server's
+work without a running codec server. The default view shows JSON payloads
+as their values, as the temporal CLI's text views do; -o json prints the
+decoded payloads in exact protojson (base64 data), for tools. The keyring flags are the server's
 (--keys-file, --vault-*, and their environment variables).
 
 Exit status: 0 when every payload decoded, 1 when the input or a payload
@@ -46,6 +48,9 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		ns = v
 	}
 	fs.StringVar(&ns, "namespace", ns, "namespace the history comes from: envelope/v2 payloads sealed for another namespace fail; $TEMPORAL_NAMESPACE when set")
+	view := viewText
+	fs.StringVar(&view, "output", view, "text: JSON payloads shown as their values; json: exact protojson, data in base64 (for tools)")
+	fs.StringVar(&view, "o", view, "short for --output")
 	zlib := fs.Bool("zlib", true, "decompress binary/zlib payloads too, as the server's --zlib (--zlib=false turns it off)")
 	var keys keyflags.Options
 	keys.Register(fs)
@@ -60,6 +65,10 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "codec-server decode: one input file at most, got %d\n", fs.NArg())
+		return 2
+	}
+	if err := checkView(view); err != nil {
+		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 2
 	}
 	if keys.Source() == "" {
@@ -105,7 +114,14 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "codec-server decode: %s: %v\n", name, err)
 		return 1
 	}
-	if _, err := stdout.Write(out.Bytes()); err != nil {
+	shown := out.Bytes()
+	if view == viewText {
+		if shown, err = readableDocuments(shown); err != nil {
+			fmt.Fprintf(stderr, "codec-server decode: %s: %v\n", name, err)
+			return 1
+		}
+	}
+	if _, err := stdout.Write(shown); err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
 	}
