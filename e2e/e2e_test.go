@@ -276,9 +276,11 @@ func b64(v any) []byte {
 	return b
 }
 
-// decodedStrings returns s plus, for every string value in the JSON
-// document that is valid base64, its decoded bytes: payload data and
-// metadata are base64 in the CLI's JSON.
+// decodedStrings returns, for every string value in the JSON document
+// that is valid base64, its decoded bytes: payload data and metadata are
+// base64 in the CLI's JSON. Only for claims about JSON itself (what
+// Temporal stores, read with -o json and no codec; an HTTP body as sent),
+// never for what a person is shown: that is the CLI's text as printed.
 func decodedStrings(doc any) []string {
 	var out []string
 	var walk func(any)
@@ -332,9 +334,73 @@ func assertNoPlaintext(t *testing.T, what, out string, s secrets, minPayloads in
 	}
 }
 
-// assertPlaintext checks that the CLI JSON output shows every secret,
-// directly or in a base64 payload data field (the CLI prints decoded
-// json/plain payloads as base64 too).
+// detailedLines are the lines `temporal workflow show --detailed` prints
+// for the examples' secrets when it decodes through the codec server, as a
+// person reads them: the workflow input and memo, the signal and the
+// result.
+func (s secrets) detailedLines() []string {
+	return []string{
+		"input[0].Name: " + s.Name,
+		"input[0].Email: " + s.Email,
+		"input[0].Card: " + s.Card,
+		"input[0].Address: " + s.Address,
+		"memo.fields.customer: " + s.Name,
+		"memo.fields.email: " + s.Email,
+		"input[0].By: " + s.Approver,
+		"input[0].Note: " + s.Note,
+		"result[0].Welcome: Welcome aboard, " + s.Name + "!",
+	}
+}
+
+// describedMemo is what `temporal workflow describe` prints of the
+// examples' decoded memo: its Memo row holds each field's data as quoted
+// JSON, e.g. data:"\"Ada Lovelace\"".
+func (s secrets) describedMemo() []string {
+	return []string{`data:"\"` + s.Name + `\""`, `data:"\"` + s.Email + `\""`}
+}
+
+// assertLines checks that each of want is a whole line of out, a CLI text
+// output as printed (trailing blanks aside).
+func assertLines(t *testing.T, what, out string, want ...string) {
+	t.Helper()
+	lines := make(map[string]bool)
+	for _, l := range strings.Split(out, "\n") {
+		lines[strings.TrimRight(l, " \t\r")] = true
+	}
+	for _, w := range want {
+		if !lines[w] {
+			t.Errorf("%s does not show the line %q:\n%s", what, w, out)
+		}
+	}
+}
+
+// assertShown checks that out, a CLI text output as printed, contains each
+// of want.
+func assertShown(t *testing.T, what, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s does not show %q:\n%s", what, w, out)
+		}
+	}
+}
+
+// assertNotShown checks that out, text as printed or sent, contains none of
+// secrets.
+func assertNotShown(t *testing.T, what, out string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("%s shows the plaintext %q", what, s)
+		}
+	}
+}
+
+// assertPlaintext checks that a CLI JSON output holds every secret,
+// directly or in a base64 payload data field. It base64-decodes what a
+// person never sees decoded, so it proves nothing about what the CLI
+// shows: use assertLines on the text view (workflow show --detailed).
+// Only erasure_test.go still calls it; delete it with that last caller.
 func assertPlaintext(t *testing.T, what, out string, s secrets) {
 	t.Helper()
 	var doc any

@@ -92,6 +92,15 @@ func startCodecServer(t testing.TB, opts CodecServerOptions, scheme string, extr
 	return nil
 }
 
+// BuiltBinary returns bin/name as `make build` left it: it fails the test
+// when the binary is missing or older than a Go source of the module, so no
+// test runs yesterday's server (scripts that run bin/codec-server, such as
+// the demo, need this check too).
+func BuiltBinary(t testing.TB, name string) string {
+	t.Helper()
+	return builtBinary(t, name)
+}
+
 // builtBinary is Binary for the binaries `make build` makes. It fails the
 // test when a Go source of the module is newer than the binary, so a bare
 // `go test` after an edit never tests yesterday's server.
