@@ -367,10 +367,14 @@ func assertLines(t *testing.T, what, out string, want ...string) {
 	for _, l := range strings.Split(out, "\n") {
 		lines[strings.TrimRight(l, " \t\r")] = true
 	}
+	var missing []string
 	for _, w := range want {
 		if !lines[w] {
-			t.Errorf("%s does not show the line %q:\n%s", what, w, out)
+			missing = append(missing, w)
 		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%s does not show the lines %q; it printed:\n%s", what, missing, out)
 	}
 }
 
@@ -378,10 +382,14 @@ func assertLines(t *testing.T, what, out string, want ...string) {
 // of want.
 func assertShown(t *testing.T, what, out string, want ...string) {
 	t.Helper()
+	var missing []string
 	for _, w := range want {
 		if !strings.Contains(out, w) {
-			t.Errorf("%s does not show %q:\n%s", what, w, out)
+			missing = append(missing, w)
 		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%s does not show %q; it printed:\n%s", what, missing, out)
 	}
 }
 
