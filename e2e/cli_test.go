@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +218,71 @@ func waitAuditLine(output func() string, match func(map[string]any) bool) bool {
 		}
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
+}
+
+// waitAuditedDecodes waits until the codec server's output holds an audit
+// line for every decode request it has answered (its
+// codec_server_requests_total of the decode routes, from /metrics) and
+// returns those lines. Audit lines are flushed in batches, every second by
+// default: reading them right after the requests would miss the last ones.
+func waitAuditedDecodes(ctx context.Context, cs *testenv.CodecServer) ([]map[string]any, error) {
+	answered, err := decodeRequests(ctx, cs.URL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		var decodes []map[string]any
+		for _, a := range auditLines(cs.Output()) {
+			if a["route"] == "decode" {
+				decodes = append(decodes, a)
+			}
+		}
+		if len(decodes) >= answered {
+			return decodes, nil
+		}
+		select {
+		case <-ctx.Done():
+			return decodes, fmt.Errorf("%d audit lines of decodes, want one for each of the %d decode requests answered:\n%s", len(decodes), answered, cs.Output())
+		case <-time.After(50 * time.Millisecond): // polling with a deadline
+		}
+	}
+}
+
+// decodeRequests returns how many POST /decode and /{namespace}/decode
+// requests the codec server at url has answered, from its /metrics.
+func decodeRequests(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s %v", resp.Status, err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "codec_server_requests_total{") ||
+			!(strings.Contains(name, `route="/decode"`) || strings.Contains(name, `route="/{namespace}/decode"`)) {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return 0, fmt.Errorf("GET /metrics: %q: %v", line, err)
+		}
+		n += int(v)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("GET /metrics counts no decode request:\n%s", body)
+	}
+	return n, nil
 }
 
 // auditLines returns the codec server's audit records (JSON lines with

@@ -59,10 +59,11 @@ func TestVaultKeyring(t *testing.T) {
 		}
 	}
 
-	dec := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "-o", "json",
+	// The decoded history as a person reads it.
+	dec := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "--detailed",
 		"--codec-endpoint", cs.URL, "--codec-auth", iss.Bearer(t, jwttest.Claims{Permissions: []string{"default:read"}}))
 	if dec.Err != nil {
 		t.Fatalf("%s\ncodec server:\n%s", dec, cs.Output())
 	}
-	assertPlaintext(t, "workflow show through the codec server", dec.Stdout, s)
+	assertLines(t, "workflow show --detailed through the codec server", dec.Stdout, s.detailedLines()...)
 }
