@@ -13,7 +13,8 @@ import (
 )
 
 // FuzzDecodeDocuments feeds arbitrary input to the decode command's
-// reader: it never panics, and its errors are one line.
+// reader: it never panics, its errors are one line, and the text view
+// reads everything it prints.
 func FuzzDecodeDocuments(f *testing.F) {
 	f.Add([]byte(`{"events":[{"input":{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"IngiCg=="}]}}]}`))
 	f.Add([]byte(`{"metadata":{"encoding":"YmluYXJ5L2VuY3J5cHRlZA==","encryption-key-id":""},"data":"AAAA"}`))
@@ -29,6 +30,12 @@ func FuzzDecodeDocuments(f *testing.F) {
 		err := decodeDocuments(context.Background(), bytes.NewReader(in), &out, codecs)
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Errorf("error is not one line: %q", err)
+		}
+		// The text view reads whatever decodeDocuments printed.
+		if err == nil {
+			if _, err := readableDocuments(out.Bytes()); err != nil {
+				t.Errorf("text view of %q: %v", out.Bytes(), err)
+			}
 		}
 	})
 }
