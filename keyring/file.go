@@ -97,6 +97,7 @@ type keySet struct {
 	retired map[string]bool   // full IDs (legacy ones without prefix) of retired keys
 	infos   []KeyInfo
 	digest  [sha256.Size]byte // of the file's bytes, to notice changes
+	index   fileIndex         // blind-index keys (indexkeys.go)
 }
 
 // parseKeyFile parses and validates a key file. Errors never contain key
@@ -152,6 +153,9 @@ func parseKeyFile(data []byte) (*keySet, error) {
 				return nil, fmt.Errorf("key %q: %w", k.ID, err)
 			}
 			ks.keys[FileKeyIDPrefix+k.ID] = aead
+			if err := ks.addIndexKey(FileKeyIDPrefix+k.ID, raw); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if f.Active == "" {
