@@ -135,9 +135,9 @@ func normalize(f Field, name string, values []string) ([][]byte, error) {
 		n, err := f.Normalize(v)
 		if err != nil {
 			if len(values) == 1 {
-				return nil, fmt.Errorf("blindindex: field %q: %w", name, err)
+				return nil, fmt.Errorf("field %q: %w", name, err)
 			}
-			return nil, fmt.Errorf("blindindex: field %q: value %d: %w", name, i, err)
+			return nil, fmt.Errorf("field %q: value %d: %w", name, i, err)
 		}
 		out[i] = []byte(n)
 	}

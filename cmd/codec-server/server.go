@@ -205,7 +205,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (subcommands: keys, decode, healthcheck)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (subcommands: keys, decode, blind-index, healthcheck)", fs.Arg(0))
 	}
 	if err := checkEmptyKeysFile(fs, args, m.LookupEnv); err != nil {
 		return err
@@ -246,6 +246,7 @@ const usageHeader = `Usage:
   codec-server keys shred --subject ID ...    erase a data subject's payloads (docs/ERASURE.md)
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
   codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
+  codec-server blind-index [flags] --field F VALUE  search tokens or a query clause (docs/SEARCH.md)
   codec-server --version                      module version and VCS revision
 
 Every flag can be set by the environment variable named after it; flags win.
