@@ -92,6 +92,14 @@ func startCodecServer(t testing.TB, opts CodecServerOptions, scheme string, extr
 	return nil
 }
 
+// CodecServerBinary returns bin/codec-server for running its commands
+// (keys, decode, blind-index), failing the test as StartCodecServer does
+// when it is missing or older than a Go source of the module.
+func CodecServerBinary(t testing.TB) string {
+	t.Helper()
+	return builtBinary(t, "codec-server")
+}
+
 // builtBinary is Binary for the binaries `make build` makes. It fails the
 // test when a Go source of the module is newer than the binary, so a bare
 // `go test` after an edit never tests yesterday's server.
