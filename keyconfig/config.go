@@ -160,6 +160,7 @@ type Keys struct {
 	// "key file keys.json" or "Vault transit at https://vault:8200, key temporal".
 	Description string
 
+	base    keyring.Keyring // the source's keyring, without subject keys (indexkeys.go)
 	closers []io.Closer
 }
 
@@ -191,7 +192,7 @@ func (c *Config) Open(ctx context.Context, logger *slog.Logger) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := &Keys{Keyring: o.kr, Source: c.Source(), Description: o.desc, closers: []io.Closer{o.closer}}
+	keys := &Keys{Keyring: o.kr, Source: c.Source(), Description: o.desc, base: o.kr, closers: []io.Closer{o.closer}}
 	store, err := c.Subjects.open(o.kr, c)
 	if err != nil {
 		keys.Close()

@@ -11,8 +11,7 @@ import (
 	"strings"
 
 	"github.com/envelopecodec/envelope/blindindex"
-	"github.com/envelopecodec/envelope/internal/keyflags"
-	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 const blindIndexUsage = `Usage:
@@ -53,16 +52,10 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	attribute := fs.String("attribute", "", "print the query clause for this Keyword search attribute instead of the tokens")
 	normalize := fs.String("normalize", "", "normaliser: trim, email, name or phone (default: the field's standard one)")
 	bits := fs.Int("bits", blindindex.DefaultBits, "token length in bits, as the workers use it for the field")
-	var keys keyflags.Options
+	keys := keyconfig.Default()
 	keys.Register(fs)
-	if err := keyflags.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if !isFlagError(err) {
-			fmt.Fprintln(stderr, "codec-server blind-index:", err)
-		}
-		return 2
+	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+		return code
 	}
 	usage := func(msg string) int {
 		fmt.Fprintln(stderr, "codec-server blind-index:", msg)
@@ -75,7 +68,7 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		// Do not print the arguments: they may hold the value.
 		return usage(fmt.Sprintf("want exactly one VALUE (or - for standard input), got %d arguments", fs.NArg()))
 	case keys.Source() == "":
-		return usage(fmt.Sprintf("no keyring: pass --keys-file F (or set %s) or --vault-addr", keyflags.EnvName("keys-file")))
+		return usage(fmt.Sprintf("no keyring: pass --keys-file F (or set %s) or --vault-addr", keyconfig.EnvName("keys-file")))
 	}
 	f := blindindex.Field{Bits: *bits}
 	if *normalize != "" {
@@ -94,23 +87,17 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 		value = strings.TrimRight(line, "\r\n")
 	}
-	if keys.KeysFile != "" && keys.Vault.Address == "" {
-		if err := checkKeyFile("--keys-file", keys.KeysFile); err != nil {
-			fmt.Fprintln(stderr, "codec-server blind-index:", err)
-			return 1
-		}
-	}
-	keys.KeysReload = 0 // one pass: no watching
+	keys.File.Reload = 0 // one pass: no watching
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	kr, closer, err := keys.Open(ctx, logger)
+	opened, err := keys.Open(ctx, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server blind-index:", err)
 		return 1
 	}
-	defer closer.Close()
-	ik, ok := kr.(keyring.IndexKeys)
-	if !ok {
-		fmt.Fprintf(stderr, "codec-server blind-index: the %s keyring holds no blind-index keys\n", keys.Source())
+	defer opened.Close()
+	ik, err := opened.IndexKeys()
+	if err != nil {
+		fmt.Fprintln(stderr, "codec-server blind-index:", err)
 		return 1
 	}
 	ix, err := blindindex.New(ik, blindindex.Options{Fields: map[string]blindindex.Field{*field: f}})
