@@ -55,6 +55,7 @@ import (
 
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/keyconfig"
+	"github.com/envelopecodec/envelope/keyring"
 )
 
 // Options configures [Load]. All fields are optional.
@@ -106,6 +107,10 @@ type Env struct {
 	KeyringSource string
 	// Keyring says what keys were opened, for logs.
 	Keyring string
+	// IndexKeys are the keyring's blind-index keys, for package blindindex
+	// (search attributes that find workflows by an encrypted value,
+	// docs/SEARCH.md); nil when the keyring has none.
+	IndexKeys keyring.IndexKeys
 
 	closer io.Closer
 }
@@ -192,6 +197,7 @@ func build(ctx context.Context, copts client.Options, cfg *keyconfig.Config, cop
 	})
 	copts.DataConverter = dc
 	copts.FailureConverter = fc
+	ik, _ := keys.IndexKeys() // nil when the keyring has none
 	return &Env{
 		ClientOptions:    copts,
 		Namespace:        copts.Namespace,
@@ -200,6 +206,7 @@ func build(ctx context.Context, copts client.Options, cfg *keyconfig.Config, cop
 		FailureConverter: fc,
 		KeyringSource:    keys.Source,
 		Keyring:          keys.Description,
+		IndexKeys:        ik,
 		closer:           keys,
 	}, nil
 }

@@ -87,6 +87,33 @@ func TestSearchByBlindIndex(t *testing.T) {
 	})
 }
 
+// TestExampleStarterSetsEmailIndex: the example starter sets
+// CustomerEmailIdx to its customer's e-mail token, so the search the README
+// shows finds its workflow, and the stored history and search attributes
+// hold no e-mail.
+func TestExampleStarterSetsEmailIndex(t *testing.T) {
+	t.Parallel()
+	tc := testenv.StartTemporal(t, testenv.TemporalOptions{SearchAttributes: []string{emailIdx + "=Keyword"}})
+	keys := newKeyFile(t)
+	e := env{temporal: tc, keyArgs: []string{"--keys-file", keys}}
+	s := newSecrets(t)
+	startWorker(t, e, "tq-search")
+	r := runStarter(t, e, "tq-search", s)
+	other := newSecrets(t)
+	runStarter(t, e, "tq-search", other)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	clause := blindIndexClause(t, searchKeys{args: []string{"--keys-file", keys}}, s.Email)
+	list := listUntil(t, ctx, tc, clause, r.WorkflowID)
+	assertListed(t, list, []string{r.WorkflowID}, []string{"onboard-" + other.CustomerID})
+	desc := tc.CLI(ctx, "workflow", "describe", "-w", r.WorkflowID, "-o", "json")
+	if desc.Err != nil || !strings.Contains(desc.Stdout, `"`+emailIdx+`"`) {
+		t.Fatalf("workflow describe shows no %s: %s", emailIdx, desc)
+	}
+	assertNoEmail(t, "workflow describe -o json", desc.Stdout, s.Email)
+}
+
 func searchFlow(t *testing.T, tc *testenv.Temporal, k searchKeys) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

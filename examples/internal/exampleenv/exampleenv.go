@@ -20,7 +20,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 
@@ -118,8 +117,8 @@ func Parse(fs *flag.FlagSet, args []string) error {
 // Dial opens the keyring, builds the envelope codec on it and dials
 // Temporal with the data and failure converters of codecenv.Load: every
 // payload, failure message and stack trace is sealed. Close the client
-// first, then the returned closer.
-func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, io.Closer, error) {
+// first, then the returned Env (its IndexKeys make search tokens).
+func (k *Keys) Dial(ctx context.Context, logger *slog.Logger) (client.Client, *codecenv.Env, error) {
 	env, err := codecenv.Load(ctx, codecenv.Options{Keys: &k.cfg, Logger: logger, Codec: k.CodecOptions(client.Options{})})
 	if err != nil {
 		return nil, nil, err
