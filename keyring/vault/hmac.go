@@ -163,7 +163,7 @@ func parseHMAC(s string) (version string, mac []byte, ok bool) {
 	if _, vok := parseVersion(num); !found || !vok {
 		return "", nil, false
 	}
-	mac, err := base64.StdEncoding.DecodeString(b64)
+	mac, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil || len(mac) != 32 {
 		return "", nil, false
 	}
