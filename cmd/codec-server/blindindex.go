@@ -28,7 +28,8 @@ ATTR IN ('t1', 't2') that finds workflows of every key version:
 The value is normalised as the workers do (--normalize; by default e-mails
 for the field "email", names for "name", digits for "phone", trimmed for any
 other). Pass "-" to read it from standard input, which keeps it out of the
-process list and shell history; it never appears in logs or errors. The
+process list and shell history; it never appears in logs or errors. A value
+starting with '-' goes after "--". The
 keyring flags are the server's (--keys-file, --vault-*, and their
 environment variables). See docs/SEARCH.md.
 
