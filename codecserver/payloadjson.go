@@ -2,9 +2,9 @@ package codecserver
 
 import (
 	"encoding/base64"
-	"slices"
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"slices"
 )
 
 // marshalPayloads writes {"payloads":[...]} exactly as protojson would for
