@@ -2,9 +2,10 @@ package codecserver
 
 import (
 	"encoding/base64"
+	"slices"
+
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
-	"slices"
 )
 
 // marshalPayloads writes {"payloads":[...]} exactly as protojson would for
