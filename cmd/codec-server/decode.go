@@ -82,14 +82,10 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return 1
 	}
 	defer opened.Close()
-	cdc, err := codec.New(opened.Keyring, codec.Options{Namespace: ns})
+	codecs, err := codecChain(opened.Keyring, codec.Options{Namespace: ns}, *zlib)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
-	}
-	codecs := []converter.PayloadCodec{cdc}
-	if *zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{}))
 	}
 	var out bytes.Buffer
 	if err := decodeDocuments(ctx, in, &out, codecs); err != nil {
