@@ -66,9 +66,6 @@ const (
 	MaxBits = 256
 )
 
-// DefaultNamespace is the namespace used when a caller passes "".
-const DefaultNamespace = "default"
-
 // Field configures one indexed field. The zero value is valid.
 type Field struct {
 	// Normalize maps a value to the form its token is computed from.
@@ -145,7 +142,7 @@ func normalize(f Field, name string, values []string) ([][]byte, error) {
 }
 
 // Token returns the token of value for field in namespace under the newest
-// index key ("" means DefaultNamespace).
+// index key (an empty namespace means "default").
 func (ix *Index) Token(ctx context.Context, namespace, field, value string) (string, error) {
 	ts, err := ix.Tokens(ctx, namespace, field, []string{value})
 	if err != nil {
@@ -166,7 +163,7 @@ func (ix *Index) Tokens(ctx context.Context, namespace, field string, values []s
 	if err != nil {
 		return nil, err
 	}
-	version, macs, err := ix.keys.IndexMACs(ctx, nsOrDefault(namespace), field, "", inputs)
+	version, macs, err := ix.keys.IndexMACs(ctx, namespace, field, "", inputs)
 	if err != nil {
 		return nil, fmt.Errorf("blindindex: field %q: %w", field, err)
 	}
@@ -185,17 +182,16 @@ func (ix *Index) QueryTokens(ctx context.Context, namespace, field, value string
 	if err != nil {
 		return nil, err
 	}
-	ns := nsOrDefault(namespace)
-	versions, err := ix.keys.IndexKeyVersions(ctx, ns)
+	versions, err := ix.keys.IndexKeyVersions(ctx, namespace)
 	if err != nil {
 		return nil, fmt.Errorf("blindindex: field %q: %w", field, err)
 	}
 	if len(versions) == 0 {
-		return nil, fmt.Errorf("blindindex: the keyring holds no index key for namespace %q: %w", ns, keyring.ErrUnknownKey)
+		return nil, fmt.Errorf("blindindex: the keyring holds no index key for namespace %q: %w", namespace, keyring.ErrUnknownKey)
 	}
 	out := make([]string, 0, len(versions))
 	for _, v := range versions {
-		used, macs, err := ix.keys.IndexMACs(ctx, ns, field, v, inputs)
+		used, macs, err := ix.keys.IndexMACs(ctx, namespace, field, v, inputs)
 		if err != nil {
 			return nil, fmt.Errorf("blindindex: field %q: %w", field, err)
 		}
@@ -303,11 +299,4 @@ func tokens(f Field, version string, macs [][]byte) ([]string, error) {
 		out[i] = version + "." + hex.EncodeToString(m)[:f.Bits/4]
 	}
 	return out, nil
-}
-
-func nsOrDefault(ns string) string {
-	if ns == "" {
-		return DefaultNamespace
-	}
-	return ns
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/envelopecodec/envelope/blindindex"
+	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/keyconfig"
 )
 
@@ -44,7 +45,7 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	fs := flag.NewFlagSet("codec-server blind-index", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, blindIndexUsage); fs.PrintDefaults() }
-	ns := blindindex.DefaultNamespace
+	ns := codec.DefaultNamespace
 	if v, ok := lookup("TEMPORAL_NAMESPACE"); ok && v != "" {
 		ns = v
 	}
