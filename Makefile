@@ -45,6 +45,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanBodyMetadata$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzClaimPermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./blindindex
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHMAC$$' -fuzztime $(FUZZTIME) ./keyring/vault
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench: tools

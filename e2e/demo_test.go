@@ -71,6 +71,14 @@ func TestDemo(t *testing.T) {
 	// What Temporal stores, every payload of it: the raw command in JSON.
 	assertNoPlaintext(t, "the printed raw history command with -o json", runPrinted(t, root, rawCmd+" -o json"), s, 5)
 
+	// The printed search finds the workflow by e-mail, as a shell runs it.
+	wid := strings.Split(strings.SplitN(ui, "/workflows/", 2)[1], "/")[0]
+	search := exec.Command("bash", "-c", printedLine(t, out, "blind-index"))
+	search.Dir, search.Env = root, cleanEnv(os.Environ())
+	if listed, err := search.CombinedOutput(); err != nil || !strings.Contains(string(listed), wid) {
+		t.Errorf("the printed search (%s) does not list %s: %v\n%s", printedLine(t, out, "blind-index"), wid, err, listed)
+	}
+
 	// Ctrl-C: the terminal sends SIGINT to the whole foreground group.
 	if err := syscall.Kill(-demo.Pid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -36,3 +36,8 @@ go test -count=1 -v -run TestVaultCallsPer10000Payloads ./keyring/subject/ | tee
 echo
 echo "== Vault transit calls for 10,000 payloads (real Vault: make tools first)"
 go test -count=1 -v -run 'TestVault/10000' ./keyring/vault/ | tee "$out/vault.txt" | grep 'vault calls'
+
+echo
+echo "== blind-index tokens: key file vs bare HMAC-SHA256 (ratio); Vault calls and tokens/s for 1,000 tokens (real Vault)"
+go test -run '^$' -bench 'BenchmarkToken$' -benchmem -count "$COUNT" -benchtime 0.3s ./blindindex | tee "$out/blindindex.txt" | ./scripts/benchratio.sh
+go test -run '^$' -bench BenchmarkTokensVault1000 -benchmem -count 3 -benchtime 2s ./blindindex | tee "$out/blindindex-vault.txt" | grep -E '^Benchmark'

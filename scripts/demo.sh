@@ -60,7 +60,7 @@ go build -o bin/example-starter ./examples/starter
 say "starting the Temporal dev server on $TEMPORAL_ADDR, Web UI on $UI_URL"
 start temporal bin/temporal server start-dev \
   --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
-  --ui-codec-endpoint "$CODEC_URL" --disable-config-file
+  --ui-codec-endpoint "$CODEC_URL" --search-attribute CustomerEmailIdx=Keyword --disable-config-file
 
 codec_args=()
 if [[ $UI_PORT != 8233 || $CODEC_PORT != 8081 ]]; then
@@ -103,6 +103,9 @@ Temporal stored only ciphertext; the codec server decrypts it for you.
 
   The decoded history:
     bin/temporal workflow show --address $TEMPORAL_ADDR -w $wid --detailed --codec-endpoint $CODEC_URL
+
+  The customer's workflows, found by e-mail (CustomerEmailIdx holds a token, docs/SEARCH.md):
+    bin/temporal workflow list --address $TEMPORAL_ADDR --query "\$(bin/codec-server blind-index --keys-file $KEYS --field email --attribute CustomerEmailIdx ada.lovelace@example.com)"
 
   Logs: $LOG_DIR/   Key file: $KEYS (development only)
 EOF

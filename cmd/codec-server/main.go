@@ -5,6 +5,7 @@
 //	codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
 //	codec-server healthcheck [--url URL]      GET /healthz; exit 1 unless 200
 //	codec-server decode [flags] [FILE]        decode the payloads of `temporal workflow show -o json` output
+//	codec-server blind-index [flags] --field F VALUE  search tokens (or a query clause) for a value (docs/SEARCH.md)
 //	codec-server --version                    module version and VCS revision
 //
 // With no flags it serves on 127.0.0.1:8081 with a development key file in
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer, lookup func(string) (string, b
 			return runHealthcheck(args[1:], stdout, stderr, lookup)
 		case "decode":
 			return runDecode(ctx, args[1:], os.Stdin, stdout, stderr, lookup)
+		case "blind-index":
+			return runBlindIndex(ctx, args[1:], os.Stdin, stdout, stderr, lookup)
 		}
 	}
 

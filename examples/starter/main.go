@@ -21,8 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/envelopecodec/envelope/blindindex"
+	"github.com/envelopecodec/envelope/codecenv"
 	"github.com/envelopecodec/envelope/examples/internal/exampleenv"
 	"github.com/envelopecodec/envelope/examples/internal/onboarding"
 	"github.com/envelopecodec/envelope/internal/version"
@@ -59,6 +63,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&ap.By, "approver", "grace@example.com", "who approves (sent by signal)")
 	fs.StringVar(&ap.Note, "note", "identity checked by phone", "approval note (sent by signal)")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the workflow")
+	emailIndex := fs.String("email-index", "CustomerEmailIdx", "Keyword search attribute set to the blind-index token of --email, so `codec-server blind-index --field email --attribute ATTR EMAIL` finds the workflow (docs/SEARCH.md); skipped with a warning when the namespace has no such attribute; empty turns it off")
 	exampleenv.SetUsage(fs, "starter starts the example onboarding workflow with a sensitive customer record, queries it, signals the approval and prints the result.")
 	if err := exampleenv.Parse(fs, args); err != nil {
 		return err
@@ -72,18 +77,24 @@ func run(args []string, stdout io.Writer) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	tc, closeKeys, err := keys.Dial(ctx, logger)
+	tc, env, err := keys.Dial(ctx, logger)
 	if err != nil {
 		return err
 	}
-	defer closeKeys.Close()
+	defer env.Close()
 	defer tc.Close()
+	search, err := emailSearchAttribute(ctx, tc, env, *emailIndex, c.Email, logger)
+	if err != nil {
+		return err
+	}
 
 	wr, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        *workflowID,
 		TaskQueue: *taskQueue,
 		// The memo goes through the data converter too: it is sealed.
 		Memo: map[string]any{"customer": c.Name, "email": c.Email},
+		// Search attributes are not: this one holds a token, not the e-mail.
+		TypedSearchAttributes: search,
 	}, onboarding.Onboard, c)
 	if err != nil {
 		return fmt.Errorf("start workflow: %w", err)
@@ -111,6 +122,31 @@ func run(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "result: %s\n", out)
 	return nil
+}
+
+// emailSearchAttribute returns the Keyword search attribute attr set to
+// the blind-index token of email (field "email"), computed here, outside
+// workflow code, with the keyring's index keys. It returns none when attr
+// is empty or not registered in the namespace.
+func emailSearchAttribute(ctx context.Context, tc client.Client, env *codecenv.Env, attr, email string, logger *slog.Logger) (temporal.SearchAttributes, error) {
+	if attr == "" {
+		return temporal.SearchAttributes{}, nil
+	}
+	sa, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: env.Namespace})
+	if _, ok := sa.GetCustomAttributes()[attr]; err != nil || !ok || env.IndexKeys == nil {
+		logger.Warn("the workflow gets no e-mail search token: the search attribute is not registered (temporal operator search-attribute create --name "+attr+" --type Keyword) or the keyring has no index keys",
+			"attribute", attr, "err", err)
+		return temporal.SearchAttributes{}, nil
+	}
+	ix, err := blindindex.New(env.IndexKeys, blindindex.Options{})
+	if err != nil {
+		return temporal.SearchAttributes{}, err
+	}
+	upd, err := ix.Attribute(ctx, env.Namespace, "email", temporal.NewSearchAttributeKeyKeyword(attr), email)
+	if err != nil {
+		return temporal.SearchAttributes{}, err
+	}
+	return temporal.NewSearchAttributes(upd), nil
 }
 
 // queryStatus asks the workflow for its status. A query needs a worker to

@@ -33,6 +33,9 @@ type TemporalOptions struct {
 	UIPort int
 	// Namespaces are created at launch besides "default".
 	Namespaces []string
+	// SearchAttributes are registered at launch, each "Name=Type" (e.g.
+	// "CustomerEmailIdx=Keyword"), passed as --search-attribute.
+	SearchAttributes []string
 	// DBFile keeps the server's state in this SQLite file; by default it is
 	// in memory and lost when the server stops.
 	DBFile string
@@ -115,6 +118,9 @@ func startTemporal(t testing.TB, bin string, opts TemporalOptions) (*Temporal, e
 	}
 	for _, ns := range opts.Namespaces {
 		args = append(args, "--namespace", ns)
+	}
+	for _, sa := range opts.SearchAttributes {
+		args = append(args, "--search-attribute", sa)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(cleanTemporalEnv(os.Environ()), opts.Env...)
