@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,33 @@ func TestAWSKMSKeyring(t *testing.T) {
 		assertPlaintext(t, "workflow show through the codec server", dec.Stdout, s)
 	})
 
+	t.Run("codec-server decode opens the saved history with the same flag", func(t *testing.T) {
+		cmd := exec.CommandContext(ctx, testenv.Binary(t, "codec-server"), append([]string{"decode"}, keyArgs...)...)
+		cmd.Env = append(cleanEnv(os.Environ()), keyEnv...)
+		cmd.Dir = t.TempDir()
+		cmd.Stdin = strings.NewReader(raw.Stdout)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("codec-server decode --aws-kms-key alias/temporal: %v\n%s", err, stderrOf(err))
+		}
+		assertPlaintext(t, "codec-server decode", string(out), s)
+	})
+
+	t.Run("the codec server serves /encode, /decode and /readyz on KMS", func(t *testing.T) {
+		body := []byte(`{"payloads":[{"metadata":{"encoding":"` + base64.StdEncoding.EncodeToString([]byte("json/plain")) + `"},"data":"` + base64.StdEncoding.EncodeToString([]byte(`"`+s.Note+`"`)) + `"}]}`)
+		status, sealed := post(t, cs.URL+"/encode", body)
+		if status != http.StatusOK || strings.Contains(sealed, base64.StdEncoding.EncodeToString([]byte(`"`+s.Note+`"`))) || !strings.Contains(sealed, base64.StdEncoding.EncodeToString([]byte("aws-kms/v1/"+arn))) {
+			t.Fatalf("POST /encode: %d %s, want 200 with a payload sealed under aws-kms/v1/%s", status, sealed, arn)
+		}
+		status, opened := post(t, cs.URL+"/decode", []byte(sealed))
+		if status != http.StatusOK || !strings.Contains(opened, base64.StdEncoding.EncodeToString([]byte(`"`+s.Note+`"`))) {
+			t.Fatalf("POST /decode of /encode's answer: %d %s, want 200 with the note", status, opened)
+		}
+		if status, answer := get(t, cs.URL+"/readyz"); status != http.StatusOK {
+			t.Fatalf("GET /readyz: %d %s, want 200", status, answer)
+		}
+	})
+
 	t.Run("the codec refuses default's payloads in namespace payments", func(t *testing.T) {
 		res := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "-o", "json", "--codec-endpoint", cs.URL+"/payments")
 		if res.Err == nil {
@@ -126,6 +155,40 @@ func TestAWSKMSKeyring(t *testing.T) {
 			t.Errorf("decode of the rewritten payload in default: %d %s, want 422 saying the payload failed to decrypt", status, answer)
 		}
 	})
+
+	t.Run("/readyz answers 503 once KMS is gone", func(t *testing.T) {
+		k.Stop()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			status, answer := get(t, cs.URL+"/readyz")
+			if status == http.StatusServiceUnavailable {
+				t.Logf("GET /readyz without KMS: %d %s", status, answer)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /readyz without KMS: %d %s, want 503\n%s", status, answer, cs.Output())
+			}
+			time.Sleep(200 * time.Millisecond) // polling with a deadline (the server caches /readyz)
+		}
+	})
+}
+
+// get fetches url and returns the status and the answer.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer)
 }
 
 // post sends body to url as JSON and returns the status and the answer.

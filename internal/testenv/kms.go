@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,11 +35,8 @@ const kmsStartTimeout = 60 * time.Second
 type KMS struct {
 	Endpoint string // e.g. http://127.0.0.1:43123
 
-	client   *kms.Client
-	cmd      *exec.Cmd
-	logPath  string
-	exited   chan struct{}
-	stopOnce sync.Once
+	client *kms.Client
+	proc   *Process
 }
 
 // StartKMS starts bin/local-kms on a free loopback port (region KMSRegion,
@@ -68,48 +64,26 @@ func StartKMS(t testing.TB) *KMS {
 func startKMS(t testing.TB, bin string) (*KMS, error) {
 	dir := t.TempDir()
 	port := FreePort(t)
-	k := &KMS{
-		Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port),
-		logPath:  filepath.Join(dir, "local-kms.log"),
-		exited:   make(chan struct{}),
-	}
-	logFile, err := os.Create(k.logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
+	k := &KMS{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		return nil, err
 	}
-	k.cmd = exec.Command(bin)
+	cmd := exec.Command(bin)
 	// A clean environment: no AWS_* from the developer's shell.
-	k.cmd.Env = []string{
+	cmd.Env = []string{
 		"HOME=" + dir, "PATH=" + os.Getenv("PATH"),
 		fmt.Sprintf("PORT=%d", port),
 		"KMS_REGION=" + KMSRegion,
 		"KMS_ACCOUNT_ID=" + KMSAccountID,
 		"KMS_DATA_PATH=" + data,
 	}
-	k.cmd.Dir = dir
-	k.cmd.Stdout, k.cmd.Stderr = logFile, logFile
-	if err := k.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", bin, err)
-	}
-	go func() {
-		k.cmd.Wait()
-		close(k.exited)
-	}()
-	t.Cleanup(func() {
-		k.Stop()
-		if t.Failed() {
-			t.Logf("testenv: local-kms log (%s):\n%s", k.Endpoint, k.LogTail(4000))
-		}
-	})
+	cmd.Dir = dir
+	k.proc = StartProcess(t, "local-kms", cmd)
 	k.client = kms.NewFromConfig(k.AWSConfig())
 	if err := k.waitReady(); err != nil {
-		k.Stop()
-		return nil, fmt.Errorf("%w\n%s", err, k.LogTail(2000))
+		k.proc.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, tail(k.proc.Output(), 40))
 	}
 	return k, nil
 }
@@ -127,11 +101,10 @@ func (k *KMS) waitReady() error {
 			return nil
 		}
 		last = err
-		select {
-		case <-k.exited:
+		if k.proc.Exited() {
 			return fmt.Errorf("local-kms exited before it was ready")
-		case <-time.After(50 * time.Millisecond):
 		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 	return fmt.Errorf("local-kms at %s not ready after %s: %v", k.Endpoint, kmsStartTimeout, last)
 }
@@ -217,21 +190,6 @@ func (k *KMS) ScheduleKeyDeletion(t testing.TB, keyID string) {
 	}
 }
 
-// Stop kills local-kms and waits for it to exit. Later calls do nothing.
-func (k *KMS) Stop() {
-	k.stopOnce.Do(func() {
-		if k.cmd.Process != nil {
-			k.cmd.Process.Kill()
-			<-k.exited
-		}
-	})
-}
-
-// LogTail returns the last n bytes of local-kms's log.
-func (k *KMS) LogTail(n int) string {
-	b, _ := os.ReadFile(k.logPath)
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
+// Stop stops local-kms and waits for it to exit. Later calls do nothing.
+// Tests use it to take KMS away mid-run; StartKMS also stops it at the end.
+func (k *KMS) Stop() { k.proc.Stop() }
