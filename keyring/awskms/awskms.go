@@ -390,7 +390,7 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 		}()
 	}
 	wg.Wait()
-	if err, i := firstFailure(errs, cause, func(n int) int { return jobs[n].at[0] }); err != nil {
+	if i, err := firstFailure(errs, cause, func(n int) int { return jobs[n].at[0] }); err != nil {
 		for _, s := range out {
 			clear(s.UnsafeBytes())
 		}
@@ -399,10 +399,10 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 	return out, nil
 }
 
-// firstFailure returns the error of the lowest payload index among errs,
+// firstFailure returns the lowest payload index among errs and its error,
 // preferring a failure that caused the others' cancellation to the
-// cancellations, and that index.
-func firstFailure(errs []error, cause []bool, index func(n int) int) (error, int) {
+// cancellations.
+func firstFailure(errs []error, cause []bool, index func(n int) int) (int, error) {
 	var first error
 	at, firstCause := 0, false
 	for n, err := range errs {
@@ -414,7 +414,7 @@ func firstFailure(errs []error, cause []bool, index func(n int) int) (error, int
 			first, at, firstCause = err, i, cause[n]
 		}
 	}
-	return first, at
+	return at, first
 }
 
 // refusal is the error for a key ID that names a KMS key this keyring was

@@ -17,7 +17,7 @@ const maxReasonLen = 300
 // classify maps an error of the SDK (after its retries) to a keyring
 // sentinel and a short reason: KMS's error code and message, or the
 // transport failure. KMS messages name keys and ARNs, never key material.
-func classify(err error) (sentinel error, reason string) {
+func classify(err error) (reason string, sentinel error) {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		code := ae.ErrorCode()
@@ -39,17 +39,17 @@ func classify(err error) (sentinel error, reason string) {
 			// retries: KMS cannot serve us now.
 			sentinel = keyring.ErrUnavailable
 		}
-		return sentinel, reason
+		return reason, sentinel
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return keyring.ErrUnavailable, "no answer from KMS before the deadline"
+		return "KMS did not answer successfully before the deadline: " + transportReason(err), keyring.ErrUnavailable
 	case errors.Is(err, context.Canceled):
-		return keyring.ErrUnavailable, "canceled"
+		return "canceled", keyring.ErrUnavailable
 	}
 	// No answer from KMS (connection refused, DNS, TLS), the SDK's retry
 	// quota, or credentials that could not be loaded.
-	return keyring.ErrUnavailable, "cannot reach KMS: " + transportReason(err)
+	return "cannot reach KMS: " + transportReason(err), keyring.ErrUnavailable
 }
 
 // transportReason shortens an SDK error that carries no KMS answer,
@@ -76,6 +76,6 @@ func truncate(s string) string {
 // failure builds the error of an unsuccessful KMS call: the operation, the
 // key it concerns, KMS's reason and the keyring sentinel.
 func failure(operation, key string, err error) error {
-	sentinel, reason := classify(err)
+	reason, sentinel := classify(err)
 	return fmt.Errorf("awskms: %s with key %q: %s: %w", operation, key, reason, sentinel)
 }
