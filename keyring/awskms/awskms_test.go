@@ -39,6 +39,8 @@ type counter struct {
 	mu   sync.Mutex
 	n    map[string]int
 	fail map[string][]fakeAnswer // operation -> answers for its next requests
+
+	inflight, maxInflight int // requests under way, and their peak
 }
 
 // fakeAnswer is an error answer in KMS's JSON protocol.
@@ -59,7 +61,14 @@ func (c *counter) Do(r *http.Request) (*http.Response, error) {
 	if q := c.fail[op]; len(q) > 0 {
 		fake, c.fail[op] = &q[0], q[1:]
 	}
+	c.inflight++
+	c.maxInflight = max(c.maxInflight, c.inflight)
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+	}()
 	if fake != nil {
 		if r.Body != nil {
 			io.Copy(io.Discard, r.Body)
@@ -101,6 +110,14 @@ func (c *counter) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n = map[string]int{}
+	c.maxInflight = 0
+}
+
+// MaxInflight returns the most requests under way at once since Reset.
+func (c *counter) MaxInflight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxInflight
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -470,6 +487,43 @@ func TestKMS(t *testing.T) {
 		if !bytes.Equal(secrets[0].UnsafeBytes(), secrets[2].UnsafeBytes()) || bytes.Equal(secrets[0].UnsafeBytes(), secrets[1].UnsafeBytes()) {
 			t.Fatal("unwrapped keys do not match the wrapped keys")
 		}
+	})
+
+	t.Run("a decode of many data keys keeps at most Concurrency requests in flight", func(t *testing.T) {
+		t.Parallel()
+		k.CreateKey(t, "alias/concurrency")
+		sealer := open(t, k, awskms.Config{Key: "alias/concurrency"}, nil)
+		var sealed, want []*commonpb.Payload
+		for i := range 12 {
+			ps := payloads(3, fmt.Sprint("concurrency", i))
+			sealed = append(sealed, encode(t, newCodec(t, sealer, codec.Options{}), ps)...)
+			want = append(want, ps...)
+		}
+		cnt := newCounter()
+		kr := open(t, k, awskms.Config{Key: "alias/concurrency", Concurrency: 3}, cnt)
+		cnt.Reset()
+		decode(t, newCodec(t, kr, codec.Options{}), sealed, want)
+		if n, peak := cnt.Count("Decrypt"), cnt.MaxInflight(); n != 12 || peak > 3 {
+			t.Fatalf("Decrypt calls %d with at most %d at once; want 12 with at most 3", n, peak)
+		}
+		t.Logf("12 Decrypt calls, at most %d at once", cnt.MaxInflight())
+	})
+
+	t.Run("enabling automatic key rotation keeps payloads decoding", func(t *testing.T) {
+		t.Parallel()
+		arn := k.CreateKey(t, "alias/rotating")
+		kr := open(t, k, awskms.Config{Key: "alias/rotating"}, nil)
+		ps := payloads(3, "rotating")
+		sealed := encode(t, newCodec(t, kr, codec.Options{}), ps)
+		if _, err := k.Client().EnableKeyRotation(context.Background(), &kms.EnableKeyRotationInput{KeyId: aws.String(arn)}); err != nil {
+			t.Fatal(err)
+		}
+		decode(t, newCodec(t, kr, codec.Options{}), sealed, ps)
+		fresh := encode(t, newCodec(t, kr, codec.Options{}), ps)
+		if got := string(fresh[0].Metadata[keyIDMeta]); got != "aws-kms/v1/"+arn {
+			t.Fatalf("after enabling rotation: key id %q, want the same key ARN", got)
+		}
+		decode(t, newCodec(t, kr, codec.Options{}), fresh, ps)
 	})
 
 	t.Run("throttling is retried", func(t *testing.T) {
