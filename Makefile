@@ -15,7 +15,7 @@ all: build
 build:
 	$(GO) build -o bin/codec-server ./cmd/codec-server
 
-## tools: the real temporal CLI, Vault, UI server and chromium: taken from PATH, else built into bin/ (once)
+## tools: the real temporal CLI, Vault, UI server, local-kms and chromium: taken from PATH, else built into bin/ (once)
 tools:
 	@./scripts/tools.sh
 
@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyFile$$' -fuzztime $(FUZZTIME) ./keyring
 	$(GO) test -run '^$$' -fuzz '^FuzzReadStaticKey$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyID$$' -fuzztime $(FUZZTIME) ./keyring/vault
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyID$$' -fuzztime $(FUZZTIME) ./keyring/awskms
 	$(GO) test -run '^$$' -fuzz '^FuzzDirUnwrap$$' -fuzztime $(FUZZTIME) ./keyring/subject
 	$(GO) test -run '^$$' -fuzz '^FuzzResolveNamespace$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePermissions$$' -fuzztime $(FUZZTIME) ./codecserver

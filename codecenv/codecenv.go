@@ -103,7 +103,7 @@ type Env struct {
 	// FailureConverter encodes failure messages and stack traces with
 	// DataConverter (EncodeCommonAttributes).
 	FailureConverter converter.FailureConverter
-	// KeyringSource is "file", "vault" or "dev-file", for logs.
+	// KeyringSource is "file", "vault", "aws-kms" or "dev-file", for logs.
 	KeyringSource string
 	// Keyring says what keys were opened, for logs.
 	Keyring string

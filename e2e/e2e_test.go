@@ -151,11 +151,11 @@ func (e env) cmd(t *testing.T, name string, args ...string) *exec.Cmd {
 }
 
 // cleanEnv drops the variables that could point the examples at another
-// Temporal, key file or Vault than the test's.
+// Temporal, key file, Vault or AWS account than the test's.
 func cleanEnv(in []string) []string {
 	var out []string
 	for _, kv := range in {
-		if strings.HasPrefix(kv, "TEMPORAL_") || strings.HasPrefix(kv, "CODEC_SERVER_") || strings.HasPrefix(kv, "VAULT_") {
+		if strings.HasPrefix(kv, "TEMPORAL_") || strings.HasPrefix(kv, "CODEC_SERVER_") || strings.HasPrefix(kv, "VAULT_") || strings.HasPrefix(kv, "AWS_") {
 			continue
 		}
 		out = append(out, kv)

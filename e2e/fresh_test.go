@@ -202,8 +202,8 @@ func TestDemoFreshClone(t *testing.T) {
 }
 
 // TestToolsTakesPathFirst runs scripts/tools.sh (alone, in an empty
-// folder) against stub programs on PATH: a good temporal is linked into
-// bin/ and named; a temporal without `server start-dev` and a too-old
+// folder) against stub programs on PATH: a good temporal and a local-kms
+// are linked into bin/ and named; a temporal without `server start-dev` and a too-old
 // vault are refused with a message naming the version needed, and nothing
 // is built.
 func TestToolsTakesPathFirst(t *testing.T) {
@@ -239,6 +239,7 @@ esac
 		{"a temporal on PATH with server start-dev is linked into bin/", "temporal", map[string]string{"temporal": goodTemporal}, 0, "from PATH (temporal version 1.5.1", true},
 		{"a temporal on PATH without server start-dev is refused, naming the version needed", "temporal", map[string]string{"temporal": oldTemporal}, 1, "v1.5.1 or newer", false},
 		{"a vault on PATH that is too old is refused, naming the version needed", "vault", map[string]string{"vault": oldVault}, 1, "v1.15.0 or newer", false},
+		{"a local-kms on PATH is linked into bin/ instead of being built", "local-kms", map[string]string{"local-kms": "#!/bin/sh\nexit 0\n"}, 0, "from PATH", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,8 @@ type Config struct {
 	File FileSource
 	// Vault is the Vault transit source (--vault-*).
 	Vault VaultSource
+	// AWSKMS is the AWS KMS source (--aws-kms-*).
+	AWSKMS AWSKMSSource
 
 	// Subjects chooses the store of data subject keys (--subject-*).
 	Subjects Subjects
@@ -65,7 +67,7 @@ type opened struct {
 // sources lists the key sources. A new source is a new file with its type
 // and a line here (and its field in Config).
 func (c *Config) sources() []source {
-	return []source{&c.File, &c.Vault}
+	return []source{&c.File, &c.Vault, &c.AWSKMS}
 }
 
 // Default returns a Config with the defaults of the flags (a key file is

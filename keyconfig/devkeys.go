@@ -43,7 +43,7 @@ type DevKeysUse struct {
 	// Known reports whether a CODEC_SERVER_* variable is one the program
 	// reads. Default: the variables of the Config's own flags, and any
 	// that does not look like a keyring setting (CODEC_SERVER_KEY*,
-	// CODEC_SERVER_VAULT*, CODEC_SERVER_SUBJECT*), since a client may
+	// CODEC_SERVER_VAULT*, CODEC_SERVER_SUBJECT*, CODEC_SERVER_AWS*), since a client may
 	// share its environment with a codec server.
 	Known func(name string) bool
 }
@@ -72,7 +72,7 @@ func (c *Config) CheckDevKeys(u DevKeysUse) error {
 			if own[name] {
 				return true
 			}
-			for _, p := range []string{"KEY", "VAULT", "SUBJECT"} {
+			for _, p := range []string{"KEY", "VAULT", "SUBJECT", "AWS"} {
 				if strings.HasPrefix(name, EnvPrefix+p) {
 					return false
 				}

@@ -11,6 +11,10 @@
 #   ui-server  the Temporal UI server v2.42.1 (the one the CLI v1.5.1
 #              embeds), for the single-sign-on tests; built from the Go
 #              module proxy (~2 min, once).
+#   local-kms  an AWS KMS API emulator (github.com/nsmithuk/local-kms), for
+#              the AWS KMS keyring's tests. A `local-kms` on PATH is used
+#              as it is; otherwise it is built from the Go module proxy
+#              into bin/ (under a minute, once).
 #   chromium   a headless Chromium for the Web UI tests. One on PATH is
 #              used; otherwise Debian's package is installed with apt when
 #              this runs as root (CI) or with password-less sudo, and
@@ -29,6 +33,7 @@ export GOFLAGS=${GOFLAGS:--buildvcs=false}
 TEMPORAL_VERSION=v1.5.1
 VAULT_VERSION=v1.19.0
 UI_SERVER_VERSION=v2.42.1
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
 VAULT_MIN=1.15.0 # transit datakey + batch decrypt as the tests use them
 
 say() { printf 'tools: %s\n' "$*"; }
@@ -138,6 +143,22 @@ ui_server_tool() {
   say "ui-server: bin/ui-server, built here ($UI_SERVER_VERSION)"
 }
 
+local_kms_tool() {
+  local p
+  if p=$(on_path local-kms); then
+    link local-kms "$p"
+    say "local-kms: $p from PATH"
+    return
+  fi
+  if ! usable local-kms; then
+    rm -f bin/local-kms
+    say "local-kms: not on PATH; building github.com/nsmithuk/local-kms $LOCAL_KMS_VERSION from the Go module proxy into bin/ (under a minute, once)"
+    # It has no go.sum entries of its own for our module graph: -mod=mod.
+    GOBIN="$ROOT/bin" GOFLAGS="$GOFLAGS -mod=mod" go install "github.com/nsmithuk/local-kms@$LOCAL_KMS_VERSION"
+  fi
+  say "local-kms: $(describe local-kms) ($LOCAL_KMS_VERSION)"
+}
+
 chromium_tool() {
   local p n
   if [[ -n ${CHROMIUM:-} ]]; then
@@ -175,11 +196,11 @@ chromium_tool() {
   say "chromium: $p, installed with apt-get"
 }
 
-want=${*:-temporal vault ui-server chromium}
+want=${*:-temporal vault ui-server local-kms chromium}
 for t in $want; do
   case $t in
-    temporal | vault | ui-server | chromium) ;;
-    *) fail "unknown tool $t (known: temporal vault ui-server chromium)" ;;
+    temporal | vault | ui-server | local-kms | chromium) ;;
+    *) fail "unknown tool $t (known: temporal vault ui-server local-kms chromium)" ;;
   esac
 done
 pids=()
@@ -188,8 +209,9 @@ for t in $want; do
     temporal) temporal_tool & ;;
     vault) vault_tool & ;;
     ui-server) ui_server_tool & ;;
+    local-kms) local_kms_tool & ;;
     chromium) chromium_tool & ;;
-    *) fail "unknown tool $t (known: temporal vault ui-server chromium)" ;;
+    *) fail "unknown tool $t (known: temporal vault ui-server local-kms chromium)" ;;
   esac
   pids+=($!)
 done

@@ -18,7 +18,7 @@ type CodecServerOptions struct {
 	// --jwks-file J, or --insecure-no-auth.
 	Args []string
 	// Env holds extra environment variables (KEY=VALUE). The test process's
-	// own CODEC_SERVER_* and VAULT_* variables are never passed on.
+	// own CODEC_SERVER_*, VAULT_* and AWS_* variables are never passed on.
 	Env []string
 	// Dir is the working directory; by default a temporary folder, so the
 	// development key file (.data/dev-keyring.json) never lands in the
@@ -186,7 +186,7 @@ func waitStatus(ctx context.Context, c *http.Client, url string, want int, p *Pr
 func cleanCodecEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "CODEC_SERVER_") || strings.HasPrefix(kv, "VAULT_") {
+		if strings.HasPrefix(kv, "CODEC_SERVER_") || strings.HasPrefix(kv, "VAULT_") || strings.HasPrefix(kv, "AWS_") {
 			continue
 		}
 		out = append(out, kv)

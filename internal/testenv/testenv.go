@@ -1,12 +1,12 @@
 // Package testenv starts the real components the integration tests need
-// (Vault, the Temporal dev server, the Temporal UI server, an OpenID
-// provider, headless Chromium, the codec server over HTTP or HTTPS) the
-// same way for every test, on free loopback ports, and tears them down at
-// the end of the test. The programs are the repository's bin/<name>, which
-// scripts/tools.sh (`make tools`, run by `make test`) makes: a link to the
-// program found on PATH, or the program built from the Go module proxy. So
-// the scripts, `make demo` and the tests use the same binaries. A missing
-// binary fails the test, it never skips.
+// (Vault, the AWS KMS emulator local-kms, the Temporal dev server, the
+// Temporal UI server, an OpenID provider, headless Chromium, the codec
+// server over HTTP or HTTPS) the same way for every test, on free loopback
+// ports, and tears them down at the end of the test. The programs are the
+// repository's bin/<name>, which scripts/tools.sh (`make tools`, run by
+// `make test`) makes: a link to the program found on PATH, or the program
+// built from the Go module proxy. So the scripts, `make demo` and the tests
+// use the same binaries. A missing binary fails the test, it never skips.
 package testenv
 
 import (

@@ -24,6 +24,7 @@ var Flags = []string{
 	"vault-addr", "vault-token", "vault-namespace", "vault-cacert", "vault-transit-mount", "vault-key", "vault-previous-keys",
 	"vault-approle-mount", "vault-approle-role-id", "vault-approle-secret-id",
 	"vault-k8s-mount", "vault-k8s-role", "vault-k8s-token-path", "vault-timeout", "vault-max-retries",
+	"aws-kms-key", "aws-kms-previous-keys",
 }
 
 // vaultEnv maps the flags whose environment twin is Vault's own variable.

@@ -1,0 +1,4 @@
+package awskms
+
+// Exported for the external tests.
+var ErrKeyID = errKeyID
