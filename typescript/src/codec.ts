@@ -1,7 +1,7 @@
 // EnvelopeCodec: the PayloadCodec of @temporalio/common that seals payloads in envelope/v2,
 // the format of the Go codec (docs/FORMAT.md), so TypeScript and Go workers share histories.
 
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { deflateSync, inflateSync } from 'node:zlib';
 import type { Payload, PayloadCodec, SerializationContext } from '@temporalio/common';
 import {
@@ -23,10 +23,11 @@ import {
   isSealed,
   isZlib,
   legacyKeyId,
-  marshalPayload,
+  NONCE_SIZE,
+  marshalParts,
   open,
   parseHeader,
-  seal,
+  sealBytes,
   sealedMetadata,
   unmarshalPayload,
   type Header,
@@ -177,21 +178,22 @@ export class EnvelopeCodec implements PayloadCodec {
     const ns = this.namespaceOf(context);
     const out: Payload[] = new Array(payloads.length);
     for (let i = 0; i < payloads.length; i++) {
-      let p = payloads[i];
+      const p = payloads[i];
       if (p == null || isSealed(p)) {
         out[i] = p;
         continue;
       }
       try {
         const k = await this.sealKey(ns);
-        let raw = marshalPayload(p);
-        if (this.opts.compress && raw.length >= this.opts.compressThreshold) {
-          const z = deflateSync(raw);
-          if (z.length < raw.length) {
-            p = { metadata: { [METADATA_ENCODING]: Buffer.from(ENCODING_ZLIB) }, data: z };
+        let parts = marshalParts(p);
+        if (this.opts.compress) {
+          const size = parts.reduce((n, b) => n + b.length, 0);
+          if (size >= this.opts.compressThreshold) {
+            const z = deflateSync(Buffer.concat(parts, size));
+            if (z.length < size) parts = marshalParts({ metadata: { [METADATA_ENCODING]: Buffer.from(ENCODING_ZLIB) }, data: z });
           }
         }
-        out[i] = { metadata: sealedMetadata(ns, k.keyId, k.wrapped), data: seal(k.key, k.aad, p) };
+        out[i] = { metadata: sealedMetadata(ns, k.keyId, k.wrapped), data: sealBytes(k.key, k.aad, parts, randomBytes(NONCE_SIZE)) };
       } catch (e) {
         throw wrapError(`codec: encode payload ${i}`, e);
       }

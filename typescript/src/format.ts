@@ -176,13 +176,14 @@ function field(num: number, v: Uint8Array): Buffer[] {
 }
 
 /**
- * marshalPayload returns p in protobuf wire format: the metadata entries (key 1, value 2) in
- * their order, then the data unless empty, as Go's proto.Marshal writes them. A payload with
- * external payload details goes through the SDK's protobuf encoder.
+ * marshalParts returns p in protobuf wire format as a list of buffers to be concatenated: the
+ * metadata entries (key 1, value 2) in their order, then the data unless empty, as Go's
+ * proto.Marshal writes them. The data is not copied. A payload with external payload details
+ * goes through the SDK's protobuf encoder.
  */
-export function marshalPayload(p: Payload): Buffer {
+export function marshalParts(p: Payload): Buffer[] {
   if (p.externalPayloads && p.externalPayloads.length > 0) {
-    return Buffer.from(temporal.api.common.v1.Payload.encode(p).finish());
+    return [Buffer.from(temporal.api.common.v1.Payload.encode(p).finish())];
   }
   const parts: Buffer[] = [];
   for (const [k, v] of Object.entries(p.metadata ?? {})) {
@@ -190,7 +191,12 @@ export function marshalPayload(p: Payload): Buffer {
     parts.push(...field(1, entry));
   }
   if (p.data && p.data.length > 0) parts.push(...field(2, p.data));
-  return Buffer.concat(parts);
+  return parts;
+}
+
+/** marshalPayload returns p in protobuf wire format (see marshalParts). */
+export function marshalPayload(p: Payload): Buffer {
+  return Buffer.concat(marshalParts(p));
 }
 
 /** unmarshalPayload parses a protobuf Payload into a plain object. */
@@ -214,17 +220,19 @@ export function seal(key: KeyObject, aad: Uint8Array | undefined, p: Payload): B
  * under one key breaks AES-GCM.
  */
 export function sealWithNonce(key: KeyObject, aad: Uint8Array | undefined, p: Payload, nonce: Uint8Array): Buffer {
-  return sealBytes(key, aad, marshalPayload(p), nonce);
+  return sealBytes(key, aad, marshalParts(p), nonce);
 }
 
-/** sealBytes seals plaintext under key with nonce: nonce ‖ ciphertext ‖ tag. */
-export function sealBytes(key: KeyObject, aad: Uint8Array | undefined, plaintext: Uint8Array, nonce: Uint8Array): Buffer {
+/** sealBytes seals the concatenation of parts under key with nonce: nonce ‖ ciphertext ‖ tag. */
+export function sealBytes(key: KeyObject, aad: Uint8Array | undefined, parts: Uint8Array[], nonce: Uint8Array): Buffer {
   if (nonce.length !== NONCE_SIZE) throw new Error(`nonce is ${nonce.length} bytes, want ${NONCE_SIZE}`);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   if (aad && aad.length > 0) c.setAAD(aad);
-  const ct = c.update(plaintext);
+  const out: Uint8Array[] = [nonce];
+  for (const part of parts) out.push(c.update(part));
   c.final();
-  return Buffer.concat([nonce, ct, c.getAuthTag()]);
+  out.push(c.getAuthTag());
+  return Buffer.concat(out);
 }
 
 /** openBytes opens nonce ‖ ciphertext ‖ tag under key; any failure is a DecryptError. */
