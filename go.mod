@@ -2,6 +2,9 @@ module github.com/envelopecodec/envelope
 
 go 1.26.0
 
+// The TypeScript package's npm dependencies ship Go files of their own.
+ignore ./typescript/node_modules
+
 require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
