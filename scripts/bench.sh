@@ -36,3 +36,7 @@ go test -count=1 -v -run TestVaultCallsPer10000Payloads ./keyring/subject/ | tee
 echo
 echo "== Vault transit calls for 10,000 payloads (real Vault: make tools first)"
 go test -count=1 -v -run 'TestVault/10000' ./keyring/vault/ | tee "$out/vault.txt" | grep 'vault calls'
+
+echo
+echo "== TypeScript codec: encode/decode vs bare Node AES-256-GCM (make typescript first)"
+(cd typescript && npm run --silent bench) | tee "$out/typescript.txt"
