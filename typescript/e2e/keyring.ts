@@ -4,7 +4,11 @@
 import { FileKeyring, VaultTransitKeyring, type Keyring } from '../src';
 
 export async function keyringFromEnv(env = process.env): Promise<Keyring & { close?: () => void }> {
-  if (env.ENVELOPE_KEYS_FILE) return FileKeyring.open(env.ENVELOPE_KEYS_FILE);
+  if (env.ENVELOPE_KEYS_FILE) {
+    const kr = await FileKeyring.open(env.ENVELOPE_KEYS_FILE);
+    const stop = kr.watch(10_000, (e) => console.error('keyring: key file reload failed; keeping the loaded keys:', e.message));
+    return Object.assign(kr, { close: stop });
+  }
   if (env.VAULT_ADDR) {
     return VaultTransitKeyring.create({
       address: env.VAULT_ADDR,

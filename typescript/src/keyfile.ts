@@ -294,6 +294,25 @@ export class FileKeyring implements Keyring {
     return this.gen;
   }
 
+  /**
+   * watch reloads the key file every intervalMs (default 10 s), as the Go keyring's Watch does,
+   * so a rotated key seals new payloads without a restart. A failed reload keeps the loaded keys
+   * and is passed to onError. It returns a function that stops watching; the timer does not keep
+   * the process alive.
+   */
+  watch(intervalMs = 10_000, onError: (err: Error) => void = () => {}): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.reload()
+        .catch((e: Error) => onError(e))
+        .finally(() => (running = false));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** keys lists the file's keys without their material. */
   keys(): KeyInfo[] {
     return this.ks.infos.map((k) => ({ ...k }));

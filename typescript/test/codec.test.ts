@@ -109,6 +109,28 @@ test('a rotated key file stops the cached data key at once: new payloads use the
   assert.deepEqual((await codec.decode([before, after])).map(text), ['1', '2']);
 });
 
+test('watch picks up a rotated key file by itself, and keeps the keys when the file turns bad', async () => {
+  const path = keyFile();
+  const kr = await FileKeyring.open(path);
+  const errors: Error[] = [];
+  const stop = kr.watch(10, (e) => errors.push(e));
+  try {
+    const f = JSON.parse(readFileSync(path, 'utf8'));
+    f.keys.push({ id: 'k2', created: '2026-11-24T00:00:00Z', key: randomBytes(32).toString('base64'), promoted: '2026-11-24T00:00:00Z' });
+    f.active = 'k2';
+    writeFileSync(path, JSON.stringify(f));
+    const until = Date.now() + 5000;
+    while (kr.keyGeneration() === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.equal((await kr.newDataKey('default')).keyId, 'local/k2');
+    writeFileSync(path, '{"version": 2');
+    while (errors.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.match(errors[0]?.message ?? '', /malformed JSON/);
+    assert.equal((await kr.newDataKey('default')).keyId, 'local/k2');
+  } finally {
+    stop();
+  }
+});
+
 test('the options are bounded as in Go', () => {
   const kr = FileKeyring.fromBytes(readFileSync(keyFile()));
   assert.throws(() => new EnvelopeCodec(kr, { dataKeyMaxUses: 2 ** 32 + 1 }), /at most 4294967296/);
