@@ -8,7 +8,7 @@ export GOFLAGS ?= -buildvcs=false
 FUZZTIME ?= 30000x
 PKGS := ./...
 
-.PHONY: all build tools test unit fuzz bench lint demo clean
+.PHONY: all build tools test unit fuzz bench lint demo clean typescript
 
 all: build
 
@@ -20,13 +20,16 @@ tools:
 	@./scripts/tools.sh
 
 ## test: vet, race tests (unit and integration against real components), short fuzz runs
-test: tools build
+test: tools build typescript
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) fuzz
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd internal/oidcprovider && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
+## typescript: the TypeScript package (typescript/): npm ci from its lock file, then its tests
+typescript:
+	cd typescript && npm ci --no-audit --no-fund && npm test
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./codec

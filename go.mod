@@ -2,6 +2,9 @@ module github.com/envelopecodec/envelope
 
 go 1.26.0
 
+// The TypeScript package's npm dependencies ship Go files of their own.
+ignore ./typescript/node_modules
+
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.21

@@ -34,7 +34,10 @@ type vectorV2 struct {
 	PlaintextPayload string            `json:"plaintext_payload"`
 	AAD              string            `json:"aad"`
 	SealedData       string            `json:"sealed_data"`
-	Metadata         map[string]string `json:"metadata"` // the sealed payload's metadata, values as text
+	Metadata         map[string]string `json:"metadata"` // the sealed payload's text metadata entries
+	// MetadataHex is every metadata entry of the sealed payload, the
+	// wrapped DEK included, values hex.
+	MetadataHex map[string]string `json:"metadata_hex"`
 }
 
 func readVectorV2(t *testing.T) vectorV2 {
@@ -56,12 +59,7 @@ func readVectorV2(t *testing.T) vectorV2 {
 
 // sealed returns the vector's sealed payload.
 func (v vectorV2) sealed(t *testing.T) *commonpb.Payload {
-	p := &commonpb.Payload{Metadata: map[string][]byte{}, Data: unhex(t, v.SealedData)}
-	for k, val := range v.Metadata {
-		p.Metadata[k] = []byte(val)
-	}
-	p.Metadata["encryption-wrapped-key"] = unhex(t, v.WrappedDEK)
-	return p
+	return payloadFromHex(t, v.MetadataHex, v.SealedData)
 }
 
 func vectorCodec(t *testing.T, v vectorV2) *codec.Codec {
@@ -130,6 +128,16 @@ func TestVectorV2(t *testing.T) {
 	}
 	if len(enc[0].Metadata) != len(v.Metadata)+1 { // + the wrapped key, random per data key
 		t.Errorf("codec wrote %d metadata entries, want %d", len(enc[0].Metadata), len(v.Metadata)+1)
+	}
+	// metadata_hex lists every entry: the text ones and the wrapped DEK.
+	wantHex := hexMetadata(envelope.NewMetadataV2(v.Namespace, v.KeyID, wrapped).Map())
+	if !equalMaps(v.MetadataHex, wantHex) {
+		t.Errorf("metadata_hex = %v, want %v", v.MetadataHex, wantHex)
+	}
+	for k, val := range v.Metadata {
+		if v.MetadataHex[k] != hex.EncodeToString([]byte(val)) {
+			t.Errorf("metadata[%s] and metadata_hex[%s] differ", k, k)
+		}
 	}
 
 	out, err := c.DecodeContext(context.Background(), []*commonpb.Payload{v.sealed(t)})
@@ -248,6 +256,7 @@ func writeVectorV2(t *testing.T, path string) {
 			"encryption-namespace": namespace,
 			"encryption-key-id":    keyID,
 		},
+		MetadataHex: hexMetadata(envelope.NewMetadataV2(namespace, keyID, wrapped).Map()),
 	}
 	out, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

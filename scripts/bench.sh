@@ -41,3 +41,7 @@ echo
 echo "== blind-index tokens: key file vs bare HMAC-SHA256 (ratio); Vault calls and tokens/s for 1,000 tokens (real Vault)"
 go test -run '^$' -bench 'BenchmarkToken$' -benchmem -count "$COUNT" -benchtime 0.3s ./blindindex | tee "$out/blindindex.txt" | ./scripts/benchratio.sh
 go test -run '^$' -bench BenchmarkTokensVault1000 -benchmem -count 3 -benchtime 2s ./blindindex | tee "$out/blindindex-vault.txt" | grep -E '^Benchmark'
+
+echo
+echo "== TypeScript codec: encode/decode vs bare Node AES-256-GCM (make typescript first)"
+(cd typescript && npm run --silent bench) | tee "$out/typescript.txt"

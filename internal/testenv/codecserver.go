@@ -119,7 +119,8 @@ func builtBinary(t testing.TB, name string) string {
 }
 
 // newerSource returns a non-test Go file of the module (not of the nested
-// deploy/ and internal/oidcprovider modules) modified after t, or "".
+// deploy/ and internal/oidcprovider modules, nor of npm packages in a
+// node_modules folder, which go.mod ignores) modified after t, or "".
 func newerSource(root string, t time.Time) string {
 	var found string
 	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
@@ -129,6 +130,9 @@ func newerSource(root string, t time.Time) string {
 		if d.IsDir() {
 			switch rel, _ := filepath.Rel(root, path); rel {
 			case ".git", "bin", ".data", "artifacts", "deploy", filepath.Join("internal", "oidcprovider"):
+				return filepath.SkipDir
+			}
+			if d.Name() == "node_modules" {
 				return filepath.SkipDir
 			}
 			return nil
