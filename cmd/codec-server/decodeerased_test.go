@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,9 +66,9 @@ func TestDecodeShowsErasedPayloadsAsTheServerDoes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	// decode prints payloads as protojson does: data in base64.
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	if !strings.Contains(out, b64(strconv.Quote(codecserver.ErasedText))) || !strings.Contains(out, b64(`"kept-secret"`)) || !strings.Contains(out, `"`+codecserver.ErasedMetadata+`"`) {
+	// decode's default view shows JSON payloads as their values, as the
+	// CLI's text views do: the erased placeholder reads as text.
+	if !strings.Contains(out, strconv.Quote(codecserver.ErasedText)) || !strings.Contains(out, `"kept-secret"`) {
 		t.Errorf("decode output lacks the erased text or the kept payload:\n%s", out)
 	}
 }
