@@ -586,7 +586,19 @@ func (c *Codec) openRange(ctx context.Context, payloads []*commonpb.Payload, key
 			out[i] = payloads[i]
 			continue
 		}
-		p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
+		pt, err := envelope.Decrypt(keys[i].aead, keys[i].aad, payloads[i].GetData())
+		if err == nil {
+			// Objects past FreeObjects are charged before they exist.
+			if n := envelope.Objects(pt); n > FreeObjects {
+				err = lb.get(ctx, c.core.opts.MaxDecompressedBytes).charge(int64(n-FreeObjects) * ObjectCost)
+			}
+		}
+		var p *commonpb.Payload
+		if err == nil {
+			if p, err = envelope.UnmarshalPayload(pt); err != nil {
+				err = fmt.Errorf("%w: decrypted bytes are not a payload", envelope.ErrMalformed)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
 		}
