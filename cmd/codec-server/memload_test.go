@@ -10,8 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,60 +19,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
-	"github.com/envelopecodec/envelope/internal/jwttest"
-	"github.com/envelopecodec/envelope/keyring"
 )
-
-// procKB reads a "Vm...:" line of /proc/<pid>/status, in kB.
-func procKB(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, field+":")), "%d", &kb)
-			return kb
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
-}
-
-type memFixture struct {
-	dir, keys string
-	iss       *jwttest.Issuer
-	codec     *codec.Codec
-	token     string
-}
-
-func newMemFixture(t *testing.T) *memFixture {
-	dir := t.TempDir()
-	f := &memFixture{dir: dir, keys: filepath.Join(dir, "keys.json"), iss: jwttest.New(t, jwttest.Options{})}
-	if _, err := keyring.CreateFile(f.keys, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.OpenFile(f.keys, keyring.FileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.codec, _ = codec.New(kr, codec.Options{})
-	f.token = f.iss.Bearer(t, jwttest.Claims{Permissions: []string{"default:read"}})
-	return f
-}
-
-// server starts the real binary with every default limit, JWT and the
-// audit log on, and returns its URL and pid.
-func (f *memFixture) server(t *testing.T) (string, int) {
-	p := start(t, f.dir, nil, "--listen", "127.0.0.1:0", "--keys-file", f.keys,
-		"--jwks-file", f.iss.WriteJWKSFile(t, filepath.Join(t.TempDir(), "jwks.json")), "--jwt-issuer", f.iss.IssuerURL(), "--jwt-audience", f.iss.Audience(),
-		"--audit-log", filepath.Join(t.TempDir(), "audit.log"))
-	return p.ready(t), p.cmd.Process.Pid
-}
 
 // sealedBody is a /decode body of sealed 1 KiB payloads just under the
 // default body limit.
