@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayload$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
+	$(GO) test -run '^$$' -fuzz '^FuzzObjects$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyFile$$' -fuzztime $(FUZZTIME) ./keyring
 	$(GO) test -run '^$$' -fuzz '^FuzzReadStaticKey$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyID$$' -fuzztime $(FUZZTIME) ./keyring/vault
