@@ -64,4 +64,3 @@ func (f *memFixture) server(t *testing.T, extra ...string) (string, int) {
 	p := start(t, f.dir, []string{"GOMEMLIMIT=256MiB"}, append(args, extra...)...)
 	return p.ready(t), p.cmd.Process.Pid
 }
-
