@@ -183,9 +183,11 @@ type Options struct {
 	// compresses. Default: DefaultCompressThreshold (256 bytes).
 	CompressThreshold int
 	// MaxDecompressedBytes bounds what one Decode call decompresses, all
-	// payloads together (binary/zlib payloads inside sealed ones); more
-	// fails with ErrMalformed, so a decompression bomb costs no more than
-	// this. Default: DefaultMaxDecompressedBytes (64 MiB).
+	// payloads together (binary/zlib payloads inside sealed ones), and
+	// the objects decompressed or decrypted payloads unmarshal into
+	// ([ObjectCost] each, past [FreeObjects] for sealed payloads); more
+	// fails with ErrMalformed, so a decompression or protobuf bomb costs
+	// no more than this. Default: DefaultMaxDecompressedBytes (64 MiB).
 	MaxDecompressedBytes int64
 }
 

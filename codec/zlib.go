@@ -251,7 +251,8 @@ type ZlibOptions struct {
 	// Default: Encode compresses.
 	DecodeOnly bool
 	// MaxDecompressedBytes bounds what one Decode call decompresses, all
-	// payloads together; more fails with ErrMalformed. Default:
+	// payloads together, and the objects they unmarshal into
+	// ([ObjectCost] each); more fails with ErrMalformed. Default:
 	// DefaultMaxDecompressedBytes.
 	MaxDecompressedBytes int64
 }
