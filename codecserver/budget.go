@@ -31,7 +31,7 @@ type byteBudget struct {
 	max   int64
 	mu    sync.Mutex
 	used  int64
-	byID  map[string]int64 // only identities holding something
+	byID  map[budgetID]int64 // only identities holding something
 	inUse atomic.Int64     // used, for the gauge without the lock
 }
 
@@ -40,14 +40,14 @@ type byteBudget struct {
 const identityShare = 3
 
 func newByteBudget(max int64) *byteBudget {
-	return &byteBudget{max: max, byID: make(map[string]int64)}
+	return &byteBudget{max: max, byID: make(map[budgetID]int64)}
 }
 
 // perIdentity is the most one identity (and so one request) may hold.
 func (b *byteBudget) perIdentity() int64 { return b.max / 4 * identityShare }
 
 // reserve starts the reservation of one request of identity id.
-func (b *byteBudget) reserve(id string) *reservation {
+func (b *byteBudget) reserve(id budgetID) *reservation {
 	return &reservation{b: b, id: id}
 }
 
@@ -55,7 +55,7 @@ func (b *byteBudget) reserve(id string) *reservation {
 // concurrent use (a parallel decode's goroutines call it).
 type reservation struct {
 	b    *byteBudget
-	id   string
+	id   budgetID
 	held int64 // under b.mu
 }
 
@@ -102,18 +102,24 @@ func (r *reservation) release() {
 	b.inUse.Store(b.used)
 }
 
+// budgetID is whose share of the budget a request uses.
+type budgetID struct {
+	method string // "jwt", "mtls", or "addr"
+	name   string // the token subject, certificate identity or client address
+}
+
 // budgetIdentity is whose share of the budget a request uses: the token
 // subject or certificate identity, else (no authentication, or a token
 // without a subject) the client's address.
-func budgetIdentity(id *Identity, r *http.Request) string {
+func budgetIdentity(id *Identity, r *http.Request) budgetID {
 	if id != nil && id.Method != "none" && id.Subject != "" {
-		return id.Method + ":" + id.Subject
+		return budgetID{id.Method, id.Subject}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return "addr:" + host
+	return budgetID{"addr", host}
 }
 
 // errBusy refuses a request while the requests in flight fill the budget

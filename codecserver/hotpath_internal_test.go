@@ -44,7 +44,7 @@ func TestReadBodyDoesNotGrowPastTheDeclaredLength(t *testing.T) {
 			}
 			r.Body = io.NopCloser(eofAfterReader{bytes.NewReader([]byte(tt.body))})
 			r.ContentLength = tt.declared
-			res := srv.budget.reserve("test")
+			res := srv.budget.reserve(budgetID{"addr", "test"})
 			got, err := srv.readBody(r, res)
 			reserved := res.held
 			defer res.release()
@@ -82,7 +82,7 @@ func TestReadBodyAtTheLimitStillRefusesMore(t *testing.T) {
 			r, _ := http.NewRequest(http.MethodPost, "/decode", nil)
 			r.Body = http.MaxBytesReader(nil, io.NopCloser(eofAfterReader{bytes.NewReader(bytes.Repeat([]byte("z"), tt.size))}), max)
 			r.ContentLength = tt.declared
-			res := srv.budget.reserve("test")
+			res := srv.budget.reserve(budgetID{"addr", "test"})
 			got, err := srv.readBody(r, res)
 			res.release()
 			var mbe *http.MaxBytesError
