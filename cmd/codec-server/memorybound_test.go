@@ -228,6 +228,12 @@ func TestSlowHeadersStayBounded(t *testing.T) {
 		c.Close()
 	}
 	alive(t, url)
+	// The header limit leaves room for the largest token the server takes
+	// (16 KiB): it is judged (401), not refused as too large (431).
+	status, _ := postToken(t, &http.Client{}, url, "/decode", "Bearer "+strings.Repeat("a", 16<<10), []byte(`{"payloads":[]}`))
+	if status != http.StatusUnauthorized {
+		t.Errorf("a 16 KiB token: status %d, want 401", status)
+	}
 }
 
 // TestOneIdentityCannotStarveAnother: a token holding 450 slow bodies
