@@ -32,7 +32,7 @@ type byteBudget struct {
 	mu    sync.Mutex
 	used  int64
 	byID  map[budgetID]int64 // only identities holding something
-	inUse atomic.Int64     // used, for the gauge without the lock
+	inUse atomic.Int64       // used, for the gauge without the lock
 }
 
 // identityShare is the part of the budget one identity may hold, in
