@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -85,28 +84,23 @@ func (r *reservation) take(n int64) error {
 	return nil
 }
 
-// give returns n of the bytes the request holds, once what they stood for
-// is garbage (a body buffer, once parsed).
-func (r *reservation) give(n int64) {
+// release gives back everything the request holds.
+func (r *reservation) release() {
 	b := r.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n = min(n, r.held)
-	if n <= 0 {
+	if r.held == 0 {
 		return
 	}
-	r.held -= n
-	b.used -= n
-	if left := b.byID[r.id] - n; left > 0 {
+	b.used -= r.held
+	if left := b.byID[r.id] - r.held; left > 0 {
 		b.byID[r.id] = left
 	} else {
 		delete(b.byID, r.id)
 	}
+	r.held = 0
 	b.inUse.Store(b.used)
 }
-
-// release gives back everything the request holds.
-func (r *reservation) release() { r.give(math.MaxInt64) }
 
 // budgetID is whose share of the budget a request uses.
 type budgetID struct {

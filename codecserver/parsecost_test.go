@@ -293,37 +293,3 @@ func TestInFlightBodyBudget(t *testing.T) {
 		t.Fatalf("after the slow requests left: status %d, want 200", status)
 	}
 }
-
-// gaugeCodec reads the in-flight gauge while it decodes.
-type gaugeCodec struct {
-	srv  *http.Handler
-	t    *testing.T
-	seen *int64
-}
-
-func (g gaugeCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) { return ps, nil }
-func (g gaugeCodec) Decode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	*g.seen = inflight(g.t, *g.srv)
-	return ps, nil
-}
-
-// TestTheBodyIsReleasedOnceParsed: once the body is parsed its buffer is
-// garbage; while the codecs run, the request holds what the payloads
-// copied out of it (3/4 of base64), not the buffer too. Before, the
-// buffer stayed reserved until the request ended.
-func TestTheBodyIsReleasedOnceParsed(t *testing.T) {
-	t.Parallel()
-	var srv http.Handler
-	var seen int64
-	srv, url := newMemServer(t, func(c *codecserver.Config) {
-		c.Codec = nil
-		c.Codecs = []converter.PayloadCodec{gaugeCodec{srv: &srv, t: t, seen: &seen}}
-	})
-	b := body(t, plainPayloads(1, 3<<20))
-	if status, _ := rawDo(t, url+"/decode", b, jsonCT); status != 200 {
-		t.Fatalf("status %d", status)
-	}
-	if limit := int64(len(b))*3/4 + 64<<10; seen > limit || seen <= 0 {
-		t.Errorf("while the codecs ran the request held %d bytes of a %d-byte body; want at most %d (3/4 of it and a little)", seen, len(b), limit)
-	}
-}

@@ -385,10 +385,6 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			s.fail(w, r, newError(http.StatusBadRequest, "bad_request", `malformed request: want JSON {"payloads":[...]} in protojson`, protojsonDetail(err)))
 			return
 		}
-		// The body is consumed: its buffer is garbage now. What the
-		// payloads copied out of it (decoded base64: at most 3/4 of it)
-		// stays reserved.
-		res.give(int64(cap(body)) - int64(len(body))*3/4)
 		st.count = len(in.Payloads)
 		if len(in.Payloads) > s.cfg.MaxPayloads {
 			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_many_payloads",
