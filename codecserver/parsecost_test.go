@@ -293,3 +293,44 @@ func TestInFlightBodyBudget(t *testing.T) {
 		t.Fatalf("after the slow requests left: status %d, want 200", status)
 	}
 }
+
+// TestCompressedPayloadIsBusyOnlyWhenTheServerIs: a compressed payload
+// that decodes on an idle server gets 503 with Retry-After while other
+// identities hold the budget, and decodes again once they leave.
+func TestCompressedPayloadIsBusyOnlyWhenTheServerIs(t *testing.T) {
+	t.Parallel()
+	const budget = 1 << 20
+	srv, url := newMemServer(t, zlibChain(0, func(c *codecserver.Config) {
+		c.MaxBodyBytes = 256 << 10
+		c.MaxInFlightBodyBytes = budget
+	}))
+	zc := converter.NewZlibCodec(converter.ZlibCodecOptions{AlwaysEncode: true})
+	ps, err := zc.Encode(plainPayloads(1, 256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body(t, ps)
+	if status, _ := doFrom(t, url, "127.0.0.3", b); status != 200 {
+		t.Fatalf("idle: status %d, want 200", status)
+	}
+	waitInflight(t, srv, 0)
+	var conns []net.Conn
+	for i := range 16 { // 12 x 64 KiB: the first address's share; 4 more of another
+		from := "127.0.0.1"
+		if i >= 12 {
+			from = "127.0.0.2"
+		}
+		conns = append(conns, slowBodyFrom(t, url, from, 256<<10, 60<<10))
+		waitInflight(t, srv, int64(i+1)*64<<10)
+	}
+	if status, h := doFrom(t, url, "127.0.0.3", b); status != 503 || h.Get("Retry-After") != "1" {
+		t.Errorf("busy: status %d, Retry-After %q; want 503 and 1", status, h.Get("Retry-After"))
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitInflight(t, srv, 0)
+	if status, _ := doFrom(t, url, "127.0.0.3", b); status != 200 {
+		t.Errorf("idle again: status %d, want 200", status)
+	}
+}
