@@ -97,3 +97,28 @@ func zlibPayload(t *testing.T, raw []byte) *commonpb.Payload {
 	}
 	return &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte(codec.EncodingZlib)}, Data: buf.Bytes()}
 }
+
+// TestWithObjectCount: DecodeContext tells the context's count how many
+// metadata entries and external payload details each decompressed payload
+// holds before unmarshalling it, and a refusal fails the decode.
+func TestWithObjectCount(t *testing.T) {
+	t.Parallel()
+	inner := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain"), "a": nil, "b": nil}, Data: []byte("x")}
+	z, err := converter.NewZlibCodec(converter.ZlibCodecOptions{AlwaysEncode: true}).Encode([]*commonpb.Payload{inner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	ctx := codec.WithObjectCount(context.Background(), func(n int) error { got.Add(int64(n)); return nil })
+	if _, err := codec.NewZlib(codec.ZlibOptions{}).DecodeContext(ctx, z); err != nil {
+		t.Fatal(err)
+	}
+	if got.Load() != 3 {
+		t.Errorf("counted %d objects, want 3", got.Load())
+	}
+	refused := errors.New("refused")
+	ctx = codec.WithObjectCount(context.Background(), func(int) error { return refused })
+	if _, err := codec.NewZlib(codec.ZlibOptions{}).DecodeContext(ctx, z); !errors.Is(err, refused) {
+		t.Errorf("err = %v, want the count's refusal", err)
+	}
+}

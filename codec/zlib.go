@@ -59,18 +59,38 @@ const (
 // is shared by the goroutines of a parallel decode. take, when set, comes
 // from WithDecompressionBudget.
 type budget struct {
-	left atomic.Int64
-	take func(n int64) error
+	left  atomic.Int64
+	take  func(n int64) error
+	count func(n int) error // from WithObjectCount
 }
 
 func newBudget(ctx context.Context, n int64) *budget {
 	b := &budget{}
 	b.left.Store(n)
 	b.take, _ = ctx.Value(decompressionKey{}).(func(int64) error)
+	b.count = objectCounter(ctx)
 	return b
 }
 
 type decompressionKey struct{}
+
+type objectCountKey struct{}
+
+// WithObjectCount returns a context under which the DecodeContext calls of
+// every [Codec] and [Zlib] tell count, before they unmarshal a decrypted
+// or decompressed payload, how many metadata entries and external payload
+// details it holds: callers that bound the entries of a request (the
+// codec server's --max-metadata-entries) see those inside sealed payloads
+// too. An error from count fails the decode with that error wrapped.
+// count must be safe for concurrent use.
+func WithObjectCount(ctx context.Context, count func(n int) error) context.Context {
+	return context.WithValue(ctx, objectCountKey{}, count)
+}
+
+func objectCounter(ctx context.Context) func(int) error {
+	f, _ := ctx.Value(objectCountKey{}).(func(int) error)
+	return f
+}
 
 // charge takes n bytes of the budget for objects about to be unmarshalled
 // (see [ObjectCost]): past MaxDecompressedBytes it fails with ErrMalformed,
@@ -170,9 +190,15 @@ func (zp *zpools) inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, er
 	if int64(len(raw)) > limit || b.left.Add(-int64(len(raw))) < 0 {
 		return nil, fmt.Errorf("%w: binary/zlib payload: %w", ErrMalformed, errInflateLimit)
 	}
-	// Charged before they exist; the payload's bytes alias raw, which is
-	// already reserved.
-	if err := b.charge(int64(envelope.Objects(raw)) * ObjectCost); err != nil {
+	// Counted and charged before they exist; the payload's bytes alias
+	// raw, which is already reserved.
+	n := envelope.Objects(raw)
+	if b.count != nil {
+		if err := b.count(n); err != nil {
+			return nil, fmt.Errorf("binary/zlib payload: %w", err)
+		}
+	}
+	if err := b.charge(int64(n) * ObjectCost); err != nil {
 		return nil, fmt.Errorf("binary/zlib payload: %w", err)
 	}
 	out, err := envelope.UnmarshalPayload(raw)

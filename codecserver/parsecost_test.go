@@ -101,37 +101,49 @@ func encodeVia(t *testing.T, url string, p *commonpb.Payload) *commonpb.Payload 
 	return out.Payloads[0]
 }
 
-// TestMetadataInsideSealedPayloadsIsCharged: sealed payloads whose
-// plaintext holds 100,000 metadata entries each (5 of them: ~60 MB of
-// heap once unmarshalled) are refused with 413 before they are
-// unmarshalled: the JSON scan cannot see inside them, the decode charges
-// them. Before: 200.
-func TestMetadataInsideSealedPayloadsIsCharged(t *testing.T) {
+// TestMetadataInsideSealedPayloadsIsCounted: sealed payloads whose
+// plaintext holds 100,000 metadata entries each (5 of them: ~60 MB of heap
+// once unmarshalled) are refused with 413 before they are unmarshalled:
+// the JSON scan cannot see inside them, the decode counts them against
+// --max-metadata-entries and, past that, charges them to the in-flight
+// budget. Before: 200.
+func TestMetadataInsideSealedPayloadsIsCounted(t *testing.T) {
 	t.Parallel()
 	var cdc *codec.Codec
 	srv, url := newMemServer(t, func(c *codecserver.Config) { cdc = c.Codec })
-	md := make(map[string][]byte, 100000)
-	for i := range 100000 {
-		md[fmt.Sprint("k", i)] = nil
+	unlimited, uurl := newMemServer(t, func(c *codecserver.Config) { c.Codec, c.MaxMetadataEntries = cdc, 1<<30 })
+	sealed := func(payloads, entries int) []byte {
+		md := make(map[string][]byte, entries)
+		for i := range entries {
+			md[fmt.Sprint("k", i)] = nil
+		}
+		in := make([]*commonpb.Payload, payloads)
+		for i := range in {
+			in[i] = &commonpb.Payload{Metadata: md}
+		}
+		out, err := cdc.Encode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body(t, out)
 	}
-	in := make([]*commonpb.Payload, 5)
-	for i := range in {
-		in[i] = &commonpb.Payload{Metadata: md}
+	five, one := sealed(5, 100000), sealed(1, 99000)
+	for _, tt := range []struct {
+		name string
+		srv  http.Handler
+		url  string
+		body []byte
+		want int
+	}{
+		{"5 x 100,000 entries inside sealed payloads pass --max-metadata-entries", srv, url, five, 413},
+		{"without that limit, the budget refuses them", unlimited, uurl, five, 413},
+		{"1 x 99,000 entries decodes", srv, url, one, 200},
+	} {
+		if status, _ := rawDo(t, tt.url+"/decode", tt.body, jsonCT); status != tt.want {
+			t.Errorf("%s (%d-byte body): status %d, want %d", tt.name, len(tt.body), status, tt.want)
+		}
+		waitInflight(t, tt.srv, 0)
 	}
-	sealed, err := cdc.Encode(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := body(t, sealed)
-	if status, _ := rawDo(t, url+"/decode", b, jsonCT); status != http.StatusRequestEntityTooLarge {
-		t.Errorf("5 sealed payloads of 100,000 metadata entries (%d-byte body): status %d, want 413", len(b), status)
-	}
-	waitInflight(t, srv, 0)
-	// One such payload is within one request's share: it decodes.
-	if status, _ := rawDo(t, url+"/decode", body(t, sealed[:1]), jsonCT); status != 200 {
-		t.Errorf("1 sealed payload of 100,000 metadata entries: status %d, want 200", status)
-	}
-	waitInflight(t, srv, 0)
 }
 
 // TestExternalPayloadsCountAsPayloads: each element of a payload's

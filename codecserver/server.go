@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -414,6 +415,17 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			// like the body: a few kilobytes of zlib must not make the
 			// server hold tens of megabytes per request.
 			ctx := codec.WithDecompressionBudget(r.Context(), res.take)
+			// Metadata entries (and external payload details) inside
+			// sealed or compressed payloads count against the same limit
+			// as those of the body.
+			var inner atomic.Int64
+			ctx = codec.WithObjectCount(ctx, func(n int) error {
+				if int64(counts.metadata)+inner.Add(int64(n)) > int64(s.cfg.MaxMetadataEntries) {
+					return newError(http.StatusRequestEntityTooLarge, "too_much_metadata",
+						fmt.Sprintf("too many metadata entries in one request, counting those inside sealed or compressed payloads: at most %d allowed", s.cfg.MaxMetadataEntries), nil)
+				}
+				return nil
+			})
 			var erased int
 			if out, erased, err = c.decode(ctx, in.Payloads); err == nil && erased > 0 {
 				w.Header().Set(ErasedHeader, strconv.Itoa(erased))
