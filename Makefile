@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayload$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
+	$(GO) test -run '^$$' -fuzz '^FuzzObjects$$' -fuzztime $(FUZZTIME) ./codec/internal/envelope
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyFile$$' -fuzztime $(FUZZTIME) ./keyring
 	$(GO) test -run '^$$' -fuzz '^FuzzReadStaticKey$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKeyID$$' -fuzztime $(FUZZTIME) ./keyring/vault
@@ -47,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzZlibDecode$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDocuments$$' -fuzztime $(FUZZTIME) ./cmd/codec-server
 	$(GO) test -run '^$$' -fuzz '^FuzzScanBodyMetadata$$' -fuzztime $(FUZZTIME) ./codecserver
+	$(GO) test -run '^$$' -fuzz '^FuzzScanBodyExternal$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzClaimPermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./blindindex

@@ -183,9 +183,11 @@ type Options struct {
 	// compresses. Default: DefaultCompressThreshold (256 bytes).
 	CompressThreshold int
 	// MaxDecompressedBytes bounds what one Decode call decompresses, all
-	// payloads together (binary/zlib payloads inside sealed ones); more
-	// fails with ErrMalformed, so a decompression bomb costs no more than
-	// this. Default: DefaultMaxDecompressedBytes (64 MiB).
+	// payloads together (binary/zlib payloads inside sealed ones), and
+	// the objects decompressed or decrypted payloads unmarshal into
+	// ([ObjectCost] each, past [FreeObjects] for sealed payloads); more
+	// fails with ErrMalformed, so a decompression or protobuf bomb costs
+	// no more than this. Default: DefaultMaxDecompressedBytes (64 MiB).
 	MaxDecompressedBytes int64
 }
 
@@ -569,13 +571,28 @@ const smallBatch = 8
 // lazyBudget makes the decompression budget of one Decode when the first
 // compressed payload needs it, so Decodes without compressed payloads do not
 // allocate one. Not safe for concurrent use unless b is set beforehand.
-type lazyBudget struct{ b *budget }
+type lazyBudget struct {
+	b       *budget
+	count   func(int) error // WithObjectCount's, read once when b is nil
+	counted bool
+}
 
 func (l *lazyBudget) get(ctx context.Context, max int64) *budget {
 	if l.b == nil {
 		l.b = newBudget(ctx, max)
 	}
 	return l.b
+}
+
+// counter returns WithObjectCount's function, or nil.
+func (l *lazyBudget) counter(ctx context.Context) func(int) error {
+	if l.b != nil {
+		return l.b.count
+	}
+	if !l.counted {
+		l.count, l.counted = objectCounter(ctx), true
+	}
+	return l.count
 }
 
 // openRange opens payloads[lo:hi] whose keys are set into out, and copies
@@ -586,7 +603,24 @@ func (c *Codec) openRange(ctx context.Context, payloads []*commonpb.Payload, key
 			out[i] = payloads[i]
 			continue
 		}
-		p, err := envelope.Open(keys[i].aead, keys[i].aad, payloads[i].GetData())
+		pt, err := envelope.Decrypt(keys[i].aead, keys[i].aad, payloads[i].GetData())
+		if err == nil {
+			// Objects are counted, and those past FreeObjects charged,
+			// before they exist.
+			n := envelope.Objects(pt)
+			if count := lb.counter(ctx); count != nil {
+				err = count(n)
+			}
+			if err == nil && n > FreeObjects {
+				err = lb.get(ctx, c.core.opts.MaxDecompressedBytes).charge(int64(n-FreeObjects) * ObjectCost)
+			}
+		}
+		var p *commonpb.Payload
+		if err == nil {
+			if p, err = envelope.UnmarshalPayload(pt); err != nil {
+				err = fmt.Errorf("%w: decrypted bytes are not a payload", envelope.ErrMalformed)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("codec: decode payload %d (key %q): %w", i, keys[i].keyID, err)
 		}

@@ -13,6 +13,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/envelopecodec/envelope/codec/internal/envelope"
 )
 
 // EncodingZlib is the encoding of a payload compressed by the SDK's
@@ -36,28 +38,83 @@ const (
 // errInflateLimit is what a decompression past the budget fails with.
 var errInflateLimit = errors.New("decompressed size exceeds the limit")
 
+// What unmarshalling costs. Decode charges the objects a payload's bytes
+// become against the same budgets as the bytes, before it unmarshals
+// them: two bytes of protobuf (an empty metadata entry or external
+// payload detail) become ~60-100 bytes of heap, so 4 MiB decompressed
+// would otherwise become a quarter of a gigabyte.
+const (
+	// ObjectCost is what Decode charges for each metadata entry and
+	// external payload detail it unmarshals: a measured upper bound of
+	// their heap, map and slice growth included.
+	ObjectCost = 128
+	// FreeObjects is how many objects of each sealed payload are not
+	// charged: the request that carried the payload paid for its bytes,
+	// and a real payload has 1 to 5 metadata entries. Objects of
+	// decompressed payloads are all charged.
+	FreeObjects = 8
+)
+
 // budget is the number of bytes one Decode call may still decompress. It
 // is shared by the goroutines of a parallel decode. take, when set, comes
 // from WithDecompressionBudget.
 type budget struct {
-	left atomic.Int64
-	take func(n int64) error
+	left  atomic.Int64
+	take  func(n int64) error
+	count func(n int) error // from WithObjectCount
 }
 
 func newBudget(ctx context.Context, n int64) *budget {
 	b := &budget{}
 	b.left.Store(n)
 	b.take, _ = ctx.Value(decompressionKey{}).(func(int64) error)
+	b.count = objectCounter(ctx)
 	return b
 }
 
 type decompressionKey struct{}
 
+type objectCountKey struct{}
+
+// WithObjectCount returns a context under which the DecodeContext calls of
+// every [Codec] and [Zlib] tell count, before they unmarshal a decrypted
+// or decompressed payload, how many metadata entries and external payload
+// details it holds: callers that bound the entries of a request (the
+// codec server's --max-metadata-entries) see those inside sealed payloads
+// too. An error from count fails the decode with that error wrapped.
+// count must be safe for concurrent use.
+func WithObjectCount(ctx context.Context, count func(n int) error) context.Context {
+	return context.WithValue(ctx, objectCountKey{}, count)
+}
+
+func objectCounter(ctx context.Context) func(int) error {
+	f, _ := ctx.Value(objectCountKey{}).(func(int) error)
+	return f
+}
+
+// charge takes n bytes of the budget for objects about to be unmarshalled
+// (see [ObjectCost]): past MaxDecompressedBytes it fails with ErrMalformed,
+// and an error from take is returned as it is.
+func (b *budget) charge(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if b.left.Add(-n) < 0 {
+		return fmt.Errorf("%w: the objects it unmarshals into: %w", ErrMalformed, errInflateLimit)
+	}
+	if b.take != nil {
+		return b.take(n)
+	}
+	return nil
+}
+
 // WithDecompressionBudget returns a context under which the DecodeContext
 // calls of every [Codec] and [Zlib] ask take for the memory they
-// decompress into, in blocks, before allocating it, on top of their own
-// MaxDecompressedBytes. An error from take fails the decode with that
-// error wrapped. take must be safe for concurrent use. The codec server
+// decompress into, in blocks, before allocating it, and for the objects
+// ([ObjectCost] each) decompressed or decrypted payloads unmarshal into,
+// on top of their own MaxDecompressedBytes, which counts both. An error
+// from take fails the decode with that error wrapped. take must be safe
+// for concurrent use. The codec server
 // passes its in-flight memory budget: without it a request of a few
 // kilobytes of zlib could make it hold 64 MiB per codec of the chain.
 func WithDecompressionBudget(ctx context.Context, take func(n int64) error) context.Context {
@@ -123,7 +180,7 @@ func (zp *zpools) inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, er
 	if limit < 0 {
 		limit = 0
 	}
-	raw, takeErr, err := readInflated(r, limit, b.take)
+	raw, takeErr, err := readInflated(r, limit, len(p.GetData()), b.take)
 	if takeErr != nil {
 		return nil, fmt.Errorf("binary/zlib payload: %w", takeErr)
 	}
@@ -133,21 +190,38 @@ func (zp *zpools) inflate(p *commonpb.Payload, b *budget) (*commonpb.Payload, er
 	if int64(len(raw)) > limit || b.left.Add(-int64(len(raw))) < 0 {
 		return nil, fmt.Errorf("%w: binary/zlib payload: %w", ErrMalformed, errInflateLimit)
 	}
-	out := &commonpb.Payload{}
-	if err := proto.Unmarshal(raw, out); err != nil {
+	// Counted and charged before they exist; the payload's bytes alias
+	// raw, which is already reserved.
+	n := envelope.Objects(raw)
+	if b.count != nil {
+		if err := b.count(n); err != nil {
+			return nil, fmt.Errorf("binary/zlib payload: %w", err)
+		}
+	}
+	if err := b.charge(int64(n) * ObjectCost); err != nil {
+		return nil, fmt.Errorf("binary/zlib payload: %w", err)
+	}
+	out, err := envelope.UnmarshalPayload(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: binary/zlib payload: decompressed bytes are not a payload", ErrMalformed)
 	}
 	return out, nil
 }
 
-// inflateBlock is the first buffer of a decompression.
-const inflateBlock = 64 << 10
+// inflateBlock is the largest first buffer of a decompression;
+// minInflateBlock the smallest.
+const (
+	inflateBlock    = 64 << 10
+	minInflateBlock = 1 << 10
+)
 
 // readInflated reads at most limit+1 bytes of r into a buffer that doubles
 // as bytes arrive, asking take (when set) for each growth before making
-// it. takeErr is take's refusal, err a read error.
-func readInflated(r io.Reader, limit int64, take func(int64) error) (buf []byte, takeErr, err error) {
-	size := min(limit+1, inflateBlock)
+// it. The first buffer is four times the compressed size (compressed
+// bytes, between minInflateBlock and inflateBlock): many small payloads
+// reserve little. takeErr is take's refusal, err a read error.
+func readInflated(r io.Reader, limit int64, compressed int, take func(int64) error) (buf []byte, takeErr, err error) {
+	size := min(limit+1, min(max(4*int64(compressed), minInflateBlock), inflateBlock))
 	if take != nil {
 		if err := take(size); err != nil {
 			return nil, err, nil
@@ -155,10 +229,22 @@ func readInflated(r io.Reader, limit int64, take func(int64) error) (buf []byte,
 	}
 	buf = make([]byte, 0, size)
 	for {
+		var one []byte // a byte read before growing
 		if len(buf) == cap(buf) {
 			if int64(len(buf)) > limit {
 				return buf, nil, nil // past the limit: the caller refuses it
 			}
+			// A stream that ends exactly here must not double the
+			// buffer (and its reservation) to read nothing.
+			var probe [1]byte
+			n, err := io.ReadFull(r, probe[:])
+			if n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				return buf, nil, nil
+			}
+			if n == 0 {
+				return nil, nil, err
+			}
+			one = probe[:n]
 			next := min(2*int64(cap(buf)), limit+1)
 			if take != nil {
 				if err := take(next - int64(cap(buf))); err != nil {
@@ -167,7 +253,7 @@ func readInflated(r io.Reader, limit int64, take func(int64) error) (buf []byte,
 			}
 			nb := make([]byte, len(buf), next)
 			copy(nb, buf)
-			buf = nb
+			buf = append(nb, one...)
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -191,7 +277,8 @@ type ZlibOptions struct {
 	// Default: Encode compresses.
 	DecodeOnly bool
 	// MaxDecompressedBytes bounds what one Decode call decompresses, all
-	// payloads together; more fails with ErrMalformed. Default:
+	// payloads together, and the objects they unmarshal into
+	// ([ObjectCost] each); more fails with ErrMalformed. Default:
 	// DefaultMaxDecompressedBytes.
 	MaxDecompressedBytes int64
 }

@@ -20,48 +20,63 @@ const (
 	scanTooMuchMetadata
 )
 
-// scanBody reports whether the top-level "payloads" array of body holds
-// more than maxPayloads elements, or its elements' "metadata" objects more
-// than maxMetadata entries in all (maxMetadata < 0: not counted). It runs
-// before protojson, which builds a message per payload and a map entry per
-// metadata entry: a body of tiny payloads ({"payloads":[{},{},...]})
-// costs ~3 bytes of body and well over 100 bytes of heap per payload, and
-// an empty metadata entry ("":"",) 6 bytes of body and ~200 bytes of heap.
+// scanCounts is what a scan counted: the objects protojson would make.
+type scanCounts struct {
+	payloads, metadata, external int
+}
+
+// objects is how many messages and map entries parsing the body makes.
+func (c scanCounts) objects() int64 {
+	return int64(c.payloads) + int64(c.metadata) + int64(c.external)
+}
+
+// scanBody is scanCounts without the counts.
+func scanBody(body []byte, maxPayloads, maxMetadata int) scanVerdict {
+	v, _ := scanBodyCounts(body, maxPayloads, maxMetadata)
+	return v
+}
+
+// scanBodyCounts reports whether the top-level "payloads" array of body
+// holds more than maxPayloads elements (each element of a payload's
+// "externalPayloads" array counting as one more), or its elements'
+// "metadata" objects more than maxMetadata entries in all (maxMetadata <
+// 0: neither metadata nor external payloads are counted), and what it
+// counted. It runs before protojson, which builds a message per payload
+// and per external payload detail and a map entry per metadata entry: a
+// body of tiny payloads ({"payloads":[{},{},...]}) costs ~3 bytes of body
+// and well over 100 bytes of heap per payload, an empty external payload
+// detail ({},) 3 bytes and ~100 bytes, and an empty metadata entry
+// ("":"",) 6 bytes and ~200 bytes of heap.
 //
 // It is a single forward pass over body that allocates nothing: it skips
 // the values of other keys (strings with bytes.IndexByte, objects and
 // arrays with a depth counter), walks each payload object's "metadata"
-// object member by member, and stops at the first element or entry past a
-// limit. On valid JSON it counts exactly what encoding/json's Decoder
-// would (count_test.go checks it against one, by fuzzing too); the Decoder
-// itself is too slow for the hot path (it would add ~70% to a 2,000-payload
-// decode). Anything it cannot follow (malformed JSON, "payloads" not an
-// array) is left to protojson, which refuses it with the usual 400; the
-// count after protojson stays as the authoritative check of payloads.
-func scanBody(body []byte, maxPayloads, maxMetadata int) scanVerdict {
-	// n elements take at least 2n-1 bytes (a one-byte value and a comma
-	// each) and n metadata entries at least 6n-1 ("":"" and a comma), so
-	// a short body cannot hold more than the limits.
-	short := int64(len(body)) < 2*int64(maxPayloads)+1
-	if short && (maxMetadata < 0 || int64(len(body)) < 6*int64(maxMetadata)+5) {
-		return scanOK
-	}
+// object member by member and its "externalPayloads" array element by
+// element, and stops at the first element or entry past a limit. On valid
+// JSON it counts exactly what encoding/json's Decoder would (count_test.go
+// checks it against one, by fuzzing too); the Decoder itself is too slow
+// for the hot path (it would add ~70% to a 2,000-payload decode). Anything
+// it cannot follow (malformed JSON, "payloads" not an array) is left to
+// protojson, which refuses it with the usual 400 (the counts then cover
+// what was followed); the count after protojson stays as the
+// authoritative check of payloads.
+func scanBodyCounts(body []byte, maxPayloads, maxMetadata int) (scanVerdict, scanCounts) {
+	var c scanCounts
 	s := jsonScanner{b: body}
 	if s.peek() != '{' {
-		return scanOK
+		return scanOK, c
 	}
 	s.i++
 	if s.peek() == '}' {
-		return scanOK
+		return scanOK, c
 	}
-	n, meta := 0, 0
 	for {
 		if s.peek() != '"' {
-			return scanOK
+			return scanOK, c
 		}
 		key, ok := s.str()
 		if !ok || s.peek() != ':' {
-			return scanOK
+			return scanOK, c
 		}
 		s.i++
 		if keyIs(key, "payloads") && s.peek() == '[' {
@@ -72,43 +87,48 @@ func scanBody(body []byte, maxPayloads, maxMetadata int) scanVerdict {
 				s.i++
 			} else {
 				for {
-					if n++; n > maxPayloads {
-						return scanTooManyPayloads
+					if c.payloads++; c.payloads+c.external > maxPayloads {
+						return scanTooManyPayloads, c
 					}
 					if maxMetadata >= 0 && s.peek() == '{' {
-						if !s.payload(&meta, maxMetadata) {
-							return scanOK
+						if !s.payload(&c, maxPayloads, maxMetadata) {
+							return scanOK, c
 						}
-						if meta > maxMetadata {
-							return scanTooMuchMetadata
+						if c.metadata > maxMetadata {
+							return scanTooMuchMetadata, c
+						}
+						if c.payloads+c.external > maxPayloads {
+							return scanTooManyPayloads, c
 						}
 					} else if !s.skip() {
-						return scanOK
+						return scanOK, c
 					}
-					c := s.peek()
+					ch := s.peek()
 					s.i++
-					if c == ']' {
+					if ch == ']' {
 						break
 					}
-					if c != ',' {
-						return scanOK
+					if ch != ',' {
+						return scanOK, c
 					}
 				}
 			}
 		} else if !s.skip() {
-			return scanOK
+			return scanOK, c
 		}
 		if s.peek() != ',' {
-			return scanOK // '}' (done) or malformed
+			return scanOK, c // '}' (done) or malformed
 		}
 		s.i++
 	}
 }
 
 // payload walks one payload object (s.i at its '{'), adding the members of
-// its "metadata" objects to *meta; it stops early once *meta passes max.
-// It reports false where it cannot follow the JSON.
-func (s *jsonScanner) payload(meta *int, max int) bool {
+// its "metadata" objects to c.metadata and the elements of its
+// "externalPayloads" arrays (protojson also reads "external_payloads") to
+// c.external; it stops early once a count passes its limit. It reports
+// false where it cannot follow the JSON.
+func (s *jsonScanner) payload(c *scanCounts, maxPayloads, maxMetadata int) bool {
 	s.i++ // '{'
 	if s.peek() == '}' {
 		s.i++
@@ -123,37 +143,62 @@ func (s *jsonScanner) payload(meta *int, max int) bool {
 			return false
 		}
 		s.i++
-		if keyIs(key, "metadata") && s.peek() == '{' {
+		switch {
+		case keyIs(key, "metadata") && s.peek() == '{':
 			s.i++
 			if s.peek() == '}' {
 				s.i++
-			} else {
-				for {
-					if *meta++; *meta > max {
-						return true
-					}
-					if s.peek() != '"' {
-						return false
-					}
-					if _, ok := s.str(); !ok || s.peek() != ':' {
-						return false
-					}
-					s.i++
-					if !s.skip() {
-						return false
-					}
-					c := s.peek()
-					s.i++
-					if c == '}' {
-						break
-					}
-					if c != ',' {
-						return false
-					}
+				break
+			}
+			for {
+				if c.metadata++; c.metadata > maxMetadata {
+					return true
+				}
+				if s.peek() != '"' {
+					return false
+				}
+				if _, ok := s.str(); !ok || s.peek() != ':' {
+					return false
+				}
+				s.i++
+				if !s.skip() {
+					return false
+				}
+				ch := s.peek()
+				s.i++
+				if ch == '}' {
+					break
+				}
+				if ch != ',' {
+					return false
 				}
 			}
-		} else if !s.skip() {
-			return false
+		case (keyIs(key, "externalPayloads") || keyIs(key, "external_payloads")) && s.peek() == '[':
+			s.i++
+			if s.peek() == ']' {
+				s.i++
+				break
+			}
+			for {
+				if c.external++; c.payloads+c.external > maxPayloads {
+					return true
+				}
+				if !s.skip() {
+					return false
+				}
+				ch := s.peek()
+				s.i++
+				if ch == ']' {
+					break
+				}
+				if ch != ',' {
+					return false
+				}
+			}
+		default:
+			if !s.skip() {
+				return false
+			}
 		}
 		switch s.peek() {
 		case ',':

@@ -147,3 +147,46 @@ func TestScanBodyMetadata(t *testing.T) {
 		t.Error("3 payloads with a limit of 2 were not refused")
 	}
 }
+
+// refExternalEntries counts, with encoding/json, the elements of the
+// "externalPayloads" (or "external_payloads") arrays of the objects in
+// every top-level "payloads" array of a valid JSON body.
+func refExternalEntries(body []byte) (n int) {
+	top, _ := objectMembers(body)
+	for _, kv := range top {
+		var elems []json.RawMessage
+		if kv.key != "payloads" || json.Unmarshal(kv.raw, &elems) != nil {
+			continue
+		}
+		for _, el := range elems {
+			members, _ := objectMembers(el)
+			for _, m := range members {
+				var ext []json.RawMessage
+				if (m.key == "externalPayloads" || m.key == "external_payloads") && json.Unmarshal(m.raw, &ext) == nil {
+					n += len(ext)
+				}
+			}
+		}
+	}
+	return n
+}
+
+// FuzzScanBodyExternal checks the scanner's count of external payload
+// details against encoding/json on valid JSON.
+func FuzzScanBodyExternal(f *testing.F) {
+	for _, s := range append(append(metadataSeeds, countSeeds...),
+		`{"payloads":[{"externalPayloads":[{},{"sizeBytes":"5"}]},{"external_payloads":[{}],"metadata":{"a":""}}]}`,
+		`{"payloads":[{"ext\u0065rnalPayloads":[{},{}],"data":""},{"externalPayloads":[]},{"externalPayloads":null}]}`,
+	) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		_, got := scanBodyCounts(body, 1<<30, 1<<30)
+		if want := refExternalEntries(body); got.external != want {
+			t.Fatalf("scanBodyCounts(%q) counts %d external payloads; encoding/json %d", body, got.external, want)
+		}
+	})
+}

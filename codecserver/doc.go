@@ -51,9 +51,14 @@
 // # Memory
 //
 // Bodies are read into buffers that grow as bytes arrive (Content-Length
-// is not trusted), all requests together hold at most
-// [Config.MaxInFlightBodyBytes] (503 with Retry-After beyond), and payloads
-// and metadata entries are counted before parsing (413 beyond the limits).
+// is not trusted); payloads, external payload details and metadata entries
+// are counted before parsing (413 beyond the limits). Everything a request
+// holds — body buffer, the objects parsing makes (codec.ObjectCost each),
+// what /decode decompresses and the objects that unmarshals into, the
+// answer — is reserved before it is allocated: all requests together hold
+// at most [Config.MaxInFlightBodyBytes] (503 with Retry-After beyond), the
+// requests of one identity (token subject, certificate identity, or client
+// address) at most 3/4 of it, and a request that alone needs more gets 413.
 //
 // # Errors
 //

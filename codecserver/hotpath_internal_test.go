@@ -25,7 +25,7 @@ func (e eofAfterReader) Read(p []byte) (int, error) {
 
 func TestReadBodyDoesNotGrowPastTheDeclaredLength(t *testing.T) {
 	t.Parallel()
-	srv := &Server{cfg: Config{MaxBodyBytes: 1 << 20}, budget: &byteBudget{max: 4 << 20}}
+	srv := &Server{cfg: Config{MaxBodyBytes: 1 << 20}, budget: newByteBudget(4 << 20)}
 	for _, tt := range []struct {
 		name     string
 		body     string
@@ -44,8 +44,10 @@ func TestReadBodyDoesNotGrowPastTheDeclaredLength(t *testing.T) {
 			}
 			r.Body = io.NopCloser(eofAfterReader{bytes.NewReader([]byte(tt.body))})
 			r.ContentLength = tt.declared
-			got, reserved, err := srv.readBody(r)
-			defer srv.budget.release(reserved)
+			res := srv.budget.reserve(budgetID{"addr", "test"})
+			got, err := srv.readBody(r, res)
+			reserved := res.held
+			defer res.release()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +59,7 @@ func TestReadBodyDoesNotGrowPastTheDeclaredLength(t *testing.T) {
 			}
 		})
 	}
-	if used := srv.budget.used.Load(); used != 0 {
+	if used := srv.budget.inUse.Load(); used != 0 {
 		t.Errorf("budget holds %d bytes after every release", used)
 	}
 }
@@ -65,7 +67,7 @@ func TestReadBodyDoesNotGrowPastTheDeclaredLength(t *testing.T) {
 func TestReadBodyAtTheLimitStillRefusesMore(t *testing.T) {
 	t.Parallel()
 	const max = 64
-	srv := &Server{cfg: Config{MaxBodyBytes: max}, budget: &byteBudget{max: 4 * max}}
+	srv := &Server{cfg: Config{MaxBodyBytes: max}, budget: newByteBudget(4 * max)}
 	for _, tt := range []struct {
 		name     string
 		size     int
@@ -80,8 +82,9 @@ func TestReadBodyAtTheLimitStillRefusesMore(t *testing.T) {
 			r, _ := http.NewRequest(http.MethodPost, "/decode", nil)
 			r.Body = http.MaxBytesReader(nil, io.NopCloser(eofAfterReader{bytes.NewReader(bytes.Repeat([]byte("z"), tt.size))}), max)
 			r.ContentLength = tt.declared
-			got, reserved, err := srv.readBody(r)
-			srv.budget.release(reserved)
+			res := srv.budget.reserve(budgetID{"addr", "test"})
+			got, err := srv.readBody(r, res)
+			res.release()
 			var mbe *http.MaxBytesError
 			if tt.tooLarge != (err != nil && errors.As(err, &mbe)) {
 				t.Fatalf("err %v, want too large: %v", err, tt.tooLarge)

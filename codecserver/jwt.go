@@ -425,6 +425,53 @@ func keyTypeFor(alg string) string {
 	return ""
 }
 
+// findKey returns the key of set that kid names and that fits alg. Keys
+// may share a kid (an RSA and an EC key while an issuer moves from one to
+// the other): the first that fits is offered. A token without a kid may
+// use the only key of a one-key set. errUnknownKID when no key has the
+// kid; else, when none fits, why the first does not.
+func findKey(set jwk.Set, kid, alg string) (jwk.Key, error) {
+	if kid == "" {
+		if set.Len() != 1 {
+			return nil, errUnknownKID
+		}
+		k, _ := set.Key(0)
+		return k, keyFits(k, kid, alg)
+	}
+	var misfit error
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if id, _ := k.KeyID(); id != kid {
+			continue
+		}
+		err := keyFits(k, kid, alg)
+		if err == nil {
+			return k, nil
+		}
+		if misfit == nil {
+			misfit = err
+		}
+	}
+	if misfit == nil {
+		return nil, errUnknownKID
+	}
+	return nil, misfit
+}
+
+// keyFits says why key (named kid) cannot verify a signature of alg, or nil.
+func keyFits(key jwk.Key, kid, alg string) error {
+	if key.KeyType().String() != keyTypeFor(alg) {
+		return fmt.Errorf("key %q does not fit algorithm %s", truncate(kid, 64), alg)
+	}
+	if ka, ok := key.Algorithm(); ok && ka.String() != alg {
+		return fmt.Errorf("key %q is for algorithm %s, token says %s", truncate(kid, 64), ka, alg)
+	}
+	if use, ok := key.KeyUsage(); ok && use != "sig" {
+		return fmt.Errorf("key %q is not a signing key", truncate(kid, 64))
+	}
+	return nil
+}
+
 // errUnknownKID is returned by the key provider when no key matches.
 var errUnknownKID = errors.New("no signing key with the token's key ID")
 
@@ -450,30 +497,12 @@ func (v *JWTVerifier) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.
 		return fmt.Errorf("algorithm %q is not allowed", truncate(alg.String(), 16))
 	}
 	kid, _ := h.KeyID()
-	find := func(set jwk.Set) (jwk.Key, bool) {
-		if kid != "" {
-			return set.LookupKeyID(kid)
-		}
-		if set.Len() == 1 { // a single key needs no kid
-			return set.Key(0)
-		}
-		return nil, false
+	key, err := findKey(v.keys(ctx, false), kid, allowed.String())
+	if errors.Is(err, errUnknownKID) {
+		key, err = findKey(v.keys(ctx, true), kid, allowed.String())
 	}
-	key, ok := find(v.keys(ctx, false))
-	if !ok {
-		key, ok = find(v.keys(ctx, true))
-	}
-	if !ok {
-		return errUnknownKID
-	}
-	if key.KeyType().String() != keyTypeFor(allowed.String()) {
-		return fmt.Errorf("key %q does not fit algorithm %s", truncate(kid, 64), allowed)
-	}
-	if ka, ok := key.Algorithm(); ok && ka.String() != allowed.String() {
-		return fmt.Errorf("key %q is for algorithm %s, token says %s", truncate(kid, 64), ka, allowed)
-	}
-	if use, ok := key.KeyUsage(); ok && use != "sig" {
-		return fmt.Errorf("key %q is not a signing key", truncate(kid, 64))
+	if err != nil {
+		return err
 	}
 	sink.Key(allowed, key)
 	return nil

@@ -6,18 +6,27 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // marshalPayloads writes {"payloads":[...]} exactly as protojson would for
 // payloads that only have metadata and data (every payload the codec
 // returns), into one buffer sized up front: protojson's generic encoder
 // spent half the allocations of a large decode answer. Payloads with other
-// fields set fall back to protojson.
-func marshalPayloads(ps []*commonpb.Payload) ([]byte, error) {
+// fields set fall back to protojson. reserve is asked for the answer's
+// size (for protojson, an upper bound) before it is allocated; its error
+// is returned as it is.
+func marshalPayloads(ps []*commonpb.Payload, reserve func(int64) error) ([]byte, error) {
 	size := len(`{"payloads":[]}`)
 	for _, p := range ps {
 		if p == nil || len(p.GetExternalPayloads()) > 0 || len(p.ProtoReflect().GetUnknown()) > 0 {
-			return protojson.Marshal(&commonpb.Payloads{Payloads: ps})
+			// protojson writes each byte of the wire form as at most
+			// ~4/3 base64, each field with its name: 4x bounds it.
+			all := &commonpb.Payloads{Payloads: ps}
+			if err := reserve(4*int64(proto.Size(all)) + 1024); err != nil {
+				return nil, err
+			}
+			return protojson.Marshal(all)
 		}
 		size += len(`{"metadata":{},"data":""},`) + base64.StdEncoding.EncodedLen(len(p.Data))
 		for k, v := range p.Metadata {
@@ -28,6 +37,9 @@ func marshalPayloads(ps []*commonpb.Payload) ([]byte, error) {
 			}
 			size += len(k)*2 + 8 + base64.StdEncoding.EncodedLen(len(v))
 		}
+	}
+	if err := reserve(int64(size)); err != nil {
+		return nil, err
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"payloads":[`...)

@@ -20,7 +20,7 @@ func FuzzMarshalPayloads(f *testing.F) {
 			p.Metadata[k2] = v2
 		}
 		in := []*commonpb.Payload{p, {}, {Data: []byte("x")}}
-		b, err := marshalPayloads(in)
+		b, err := marshalPayloads(in, func(int64) error { return nil })
 		if err != nil {
 			if protojsonValidUTF8(k1) && protojsonValidUTF8(k2) {
 				t.Fatal(err)

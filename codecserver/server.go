@@ -39,11 +39,26 @@ const (
 	// a real payload has 1 to 5 (encoding, messageType, the envelope's
 	// own). An empty entry costs ~6 bytes of body and ~200 bytes of heap.
 	DefaultMaxMetadataEntries = 100000
-	// DefaultMaxInFlightBodyBytes bounds the body bytes all requests hold
-	// together: three bodies at DefaultMaxBodyBytes. A request holds up to
-	// ~5x its body while it is served (docs/SERVER.md, measured), so that
-	// the whole server stays well inside the 256 MiB of deploy/kubernetes.
-	DefaultMaxInFlightBodyBytes = 3 * DefaultMaxBodyBytes
+	// DefaultMaxInFlightBodyBytes bounds the bytes all requests hold
+	// together: body buffers, the objects parsing makes (codec.ObjectCost
+	// each), what /decode decompresses and the answers, each reserved
+	// before it is allocated. One identity holds at most 3/4 of it (36
+	// MiB): enough for a request at DefaultMaxBodyBytes or one
+	// decompressing DefaultMaxDecompressedBytes, while the whole server
+	// stays well inside the 256 MiB of deploy/kubernetes (docs/SERVER.md,
+	// measured).
+	DefaultMaxInFlightBodyBytes = 6 * DefaultMaxBodyBytes
+	// DefaultMaxDecompressedBytes is what the codec-server binary gives
+	// codec.Options.MaxDecompressedBytes and ZlibOptions: 12 MiB, whose
+	// answer (16 MiB of base64) fits with it in one identity's share of
+	// DefaultMaxInFlightBodyBytes.
+	DefaultMaxDecompressedBytes = 12 << 20
+	// DefaultMaxConnections bounds the connections the binary accepts at
+	// once; each waiting for its headers holds up to ~MaxHeaderBytes.
+	DefaultMaxConnections = 1024
+	// MaxHeaderBytes bounds a request's header block (Go adds 4 KiB of
+	// slack): a token is at most 16 KiB.
+	MaxHeaderBytes = 32 << 10
 	// DefaultReadyzCacheTTL is how long a /readyz verdict is reused.
 	DefaultReadyzCacheTTL = 2 * time.Second
 )
@@ -215,7 +230,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("codecserver: MaxInFlightBodyBytes (%d) is below MaxBodyBytes (%d): a request at the body limit could never be served", cfg.MaxInFlightBodyBytes, cfg.MaxBodyBytes)
 	}
 	s := &Server{cfg: cfg, codecs: codecs, auth: &authenticator{jwt: cfg.JWT, certs: cfg.ClientCertPermissions, open: cfg.Unauthenticated, requireCert: cfg.RequireClientCert},
-		budget: &byteBudget{max: cfg.MaxInFlightBodyBytes}}
+		budget: newByteBudget(cfg.MaxInFlightBodyBytes)}
 	cfg.Metrics.registerBudgetGauge(s.budget)
 
 	r := chi.NewRouter()
@@ -328,11 +343,17 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 				"Content-Type must be application/json", nil))
 			return
 		}
-		body, reserved, err := s.readBody(r)
-		defer s.budget.release(reserved)
+		// Everything the request holds is reserved from the in-flight
+		// budget, in the share of its identity, before it is allocated:
+		// the body as it arrives, the objects parsing makes, what /decode
+		// decompresses and the answer.
+		res := s.budget.reserve(budgetIdentity(id, r))
+		defer res.release() // deferred before anything that may panic
+		body, err := s.readBody(r, res)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if !errors.As(err, &mbe) && !errors.Is(err, errBusy) {
+			var he *Error
+			if !errors.As(err, &mbe) && !errors.As(err, &he) {
 				err = newError(http.StatusBadRequest, "bad_request", "cannot read the request body", err)
 			}
 			setRetryAfter(w, err)
@@ -342,14 +363,20 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		// Count before protojson builds a message per payload and a map
 		// entry per metadata entry: a body of empty payloads or empty
 		// entries would otherwise cost ~30-50x its size in heap.
-		switch scanBody(body, s.cfg.MaxPayloads, s.cfg.MaxMetadataEntries) {
+		verdict, counts := scanBodyCounts(body, s.cfg.MaxPayloads, s.cfg.MaxMetadataEntries)
+		switch verdict {
 		case scanTooManyPayloads:
 			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_many_payloads",
-				fmt.Sprintf("too many payloads in one request: at most %d allowed", s.cfg.MaxPayloads), nil))
+				fmt.Sprintf("too many payloads in one request: at most %d allowed (each externalPayloads entry counts as one)", s.cfg.MaxPayloads), nil))
 			return
 		case scanTooMuchMetadata:
 			s.fail(w, r, newError(http.StatusRequestEntityTooLarge, "too_much_metadata",
 				fmt.Sprintf("too many metadata entries in one request: at most %d allowed", s.cfg.MaxMetadataEntries), nil))
+			return
+		}
+		if err := res.take(counts.objects() * codec.ObjectCost); err != nil {
+			setRetryAfter(w, err)
+			s.fail(w, r, err)
 			return
 		}
 		var in commonpb.Payloads
@@ -383,16 +410,20 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		if action == ActionEncode {
 			out, err = c.encode(r.Context(), in.Payloads)
 		} else {
-			// What the codecs decompress counts against the in-flight
-			// budget like the body: a few kilobytes of zlib must not make
-			// the server hold tens of megabytes per request.
-			var inflated atomic.Int64
-			defer func() { s.budget.release(inflated.Load()) }() // before decode: a codec may panic
-			ctx := codec.WithDecompressionBudget(r.Context(), func(n int64) error {
-				if !s.budget.acquire(n) {
-					return errBusy
+			// What the codecs decompress, and the objects decompressed or
+			// decrypted payloads unmarshal into, count against the budget
+			// like the body: a few kilobytes of zlib must not make the
+			// server hold tens of megabytes per request.
+			ctx := codec.WithDecompressionBudget(r.Context(), res.take)
+			// Metadata entries (and external payload details) inside
+			// sealed or compressed payloads count against the same limit
+			// as those of the body.
+			var inner atomic.Int64
+			ctx = codec.WithObjectCount(ctx, func(n int) error {
+				if int64(counts.metadata)+inner.Add(int64(n)) > int64(s.cfg.MaxMetadataEntries) {
+					return newError(http.StatusRequestEntityTooLarge, "too_much_metadata",
+						fmt.Sprintf("too many metadata entries in one request, counting those inside sealed or compressed payloads: at most %d allowed", s.cfg.MaxMetadataEntries), nil)
 				}
-				inflated.Add(n)
 				return nil
 			})
 			var erased int
@@ -410,8 +441,14 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		resp, err := marshalPayloads(out)
+		resp, err := marshalPayloads(out, res.take)
 		if err != nil {
+			var he *Error
+			if errors.As(err, &he) {
+				setRetryAfter(w, err)
+				s.fail(w, r, err)
+				return
+			}
 			s.fail(w, r, fmt.Errorf("marshal response: %w", err))
 			return
 		}

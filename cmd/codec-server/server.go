@@ -22,6 +22,7 @@ import (
 	"github.com/envelopecodec/envelope/internal/loopback"
 	"github.com/envelopecodec/envelope/keyconfig"
 	"github.com/envelopecodec/envelope/keyring"
+	"golang.org/x/net/netutil"
 )
 
 // DevUIOrigins are the origins of the Temporal dev server's Web UI, allowed
@@ -71,6 +72,8 @@ type Config struct {
 	MaxPayloads       int
 	MaxMetadata       int
 	MaxInFlightBytes  int64
+	MaxDecompressed   int64
+	MaxConnections    int
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -100,6 +103,8 @@ func DefaultConfig() Config {
 		MaxPayloads:       codecserver.DefaultMaxPayloads,
 		MaxMetadata:       codecserver.DefaultMaxMetadataEntries,
 		MaxInFlightBytes:  codecserver.DefaultMaxInFlightBodyBytes,
+		MaxDecompressed:   codecserver.DefaultMaxDecompressedBytes,
+		MaxConnections:    codecserver.DefaultMaxConnections,
 		AuditSync:         codecserver.DefaultAuditFlushInterval,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
@@ -178,7 +183,9 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger gets 413")
 	fs.IntVar(&c.MaxPayloads, "max-payloads", c.MaxPayloads, "most payloads in one request; more gets 413")
 	fs.IntVar(&c.MaxMetadata, "max-metadata-entries", c.MaxMetadata, "most metadata entries of all payloads in one request; more gets 413")
-	fs.Int64Var(&c.MaxInFlightBytes, "max-inflight-body-bytes", c.MaxInFlightBytes, "request body bytes, and bytes /decode decompresses, all requests may hold together; past it requests get 503 with Retry-After")
+	fs.Int64Var(&c.MaxInFlightBytes, "max-inflight-body-bytes", c.MaxInFlightBytes, "bytes all requests may hold together (bodies, parsed objects, what /decode decompresses, answers), one identity at most 3/4 of it; past it requests get 503 with Retry-After")
+	fs.Int64Var(&c.MaxDecompressed, "max-decompressed-bytes", c.MaxDecompressed, "most bytes each codec decompresses for one /decode request (the objects they unmarshal into included); more gets 422")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most connections open at once; more wait to be accepted")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read request headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to handle a request and write the answer")
@@ -301,8 +308,8 @@ func (c *Config) Validate() error {
 	if c.JWTMaxLifetime < 0 || c.AuditSync < 0 {
 		return errors.New("--jwt-max-lifetime and --audit-flush-interval cannot be negative")
 	}
-	if c.MaxMetadata <= 0 || c.MaxInFlightBytes <= 0 {
-		return errors.New("--max-metadata-entries and --max-inflight-body-bytes must be positive")
+	if c.MaxMetadata <= 0 || c.MaxInFlightBytes <= 0 || c.MaxDecompressed <= 0 || c.MaxConnections <= 0 {
+		return errors.New("--max-metadata-entries, --max-inflight-body-bytes, --max-decompressed-bytes and --max-connections must be positive")
 	}
 	if c.MaxInFlightBytes < c.MaxBodyBytes {
 		return errors.New("--max-inflight-body-bytes must be at least --max-body-bytes")
@@ -433,7 +440,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    codecserver.MaxHeaderBytes,
 		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return bg },
@@ -441,7 +448,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	ln := m.ln
+	// At most MaxConnections are accepted at once; the others wait in the
+	// kernel's backlog, holding none of the server's memory.
+	ln := netutil.LimitListener(m.ln, c.MaxConnections)
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
@@ -486,12 +495,13 @@ func (m *Main) openCodecs(ctx context.Context, metrics *codecserver.Metrics) ([]
 		return nil, nil, err
 	}
 	codecs, err := codecChain(kr, codec.Options{
-		Namespace:         c.DefaultNamespace,
-		DecodeObserver:    metrics.ObserveDecode,
-		NamespaceAliases:  aliases,
-		RefuseV1:          c.RefuseV1,
-		RefuseLegacy:      c.RefuseLegacy,
-		RequireEncryption: c.RequireEncryption,
+		Namespace:            c.DefaultNamespace,
+		DecodeObserver:       metrics.ObserveDecode,
+		NamespaceAliases:     aliases,
+		RefuseV1:             c.RefuseV1,
+		RefuseLegacy:         c.RefuseLegacy,
+		RequireEncryption:    c.RequireEncryption,
+		MaxDecompressedBytes: c.MaxDecompressed,
 	}, c.Zlib)
 	return codecs, kr, err
 }
@@ -505,7 +515,7 @@ func codecChain(kr keyring.Keyring, opts codec.Options, zlib bool) ([]converter.
 	}
 	codecs := []converter.PayloadCodec{cdc}
 	if zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true, MaxDecompressedBytes: opts.MaxDecompressedBytes}))
 	}
 	return codecs, nil
 }

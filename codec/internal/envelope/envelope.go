@@ -310,6 +310,21 @@ func appendPayload(b []byte, p *commonpb.Payload) []byte {
 // payload. Any failure returns ErrDecrypt or ErrMalformed; nothing is
 // returned half-decrypted. data is not modified.
 func Open(aead cipher.AEAD, aad, data []byte) (*commonpb.Payload, error) {
+	pt, err := Decrypt(aead, aad, data)
+	if err != nil {
+		return nil, err
+	}
+	p, err := UnmarshalPayload(pt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decrypted bytes are not a payload", ErrMalformed)
+	}
+	return p, nil
+}
+
+// Decrypt returns the plaintext of a sealed payload's data: the marshalled
+// payload Open unmarshals. Callers that must bound what unmarshalling
+// allocates ([Objects]) decrypt first and then call [UnmarshalPayload].
+func Decrypt(aead cipher.AEAD, aad, data []byte) ([]byte, error) {
 	if len(data) < Overhead {
 		return nil, fmt.Errorf("%w: data is %d bytes, at least %d needed", ErrMalformed, len(data), Overhead)
 	}
@@ -317,11 +332,32 @@ func Open(aead cipher.AEAD, aad, data []byte) (*commonpb.Payload, error) {
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	p, err := UnmarshalPayload(pt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: decrypted bytes are not a payload", ErrMalformed)
+	return pt, nil
+}
+
+// Objects returns how many metadata entries (field 1) and external
+// payload details (field 3) the marshalled Payload b holds: the objects
+// unmarshalling it allocates besides copies of its bytes. Two bytes of
+// wire (an empty entry) become some 60-100 bytes of heap each, so callers
+// charge them before unmarshalling. It allocates nothing and stops at the
+// first malformed field (unmarshalling then fails anyway).
+func Objects(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+		if l = protowire.ConsumeFieldValue(num, typ, b); l < 0 {
+			return n
+		}
+		b = b[l:]
+		if typ == protowire.BytesType && (num == 1 || num == 3) {
+			n++
+		}
 	}
-	return p, nil
+	return n
 }
 
 // UnmarshalPayload unmarshals a Payload whose byte slices alias b, which

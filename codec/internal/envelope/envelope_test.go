@@ -97,3 +97,38 @@ func FuzzUnmarshalPayload(f *testing.F) {
 		}
 	})
 }
+
+// FuzzObjects checks that Objects counts at least the metadata entries
+// and external payload details proto.Unmarshal makes (more only for
+// duplicate metadata keys), and never more than two bytes each allow.
+func FuzzObjects(f *testing.F) {
+	for _, p := range []*commonpb.Payload{
+		{Metadata: map[string][]byte{"encoding": []byte("json/plain"), "k": nil}, Data: []byte(`"v"`)},
+		{Data: []byte("x"), ExternalPayloads: []*commonpb.Payload_ExternalPayloadDetails{{SizeBytes: 5}, {}}},
+	} {
+		b, _ := proto.Marshal(p)
+		f.Add(b)
+	}
+	f.Add([]byte{0x1a, 0x00, 0x1a, 0x00, 0x0a, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := envelope.Objects(b)
+		if n > len(b)/2 {
+			t.Fatalf("Objects = %d for %d bytes", n, len(b))
+		}
+		p := &commonpb.Payload{}
+		if proto.Unmarshal(b, p) != nil {
+			return
+		}
+		if made := len(p.Metadata) + len(p.ExternalPayloads); n < made {
+			t.Fatalf("Objects = %d, proto.Unmarshal made %d", n, made)
+		}
+	})
+}
+
+func TestObjectsCountsEmptyEntries(t *testing.T) {
+	t.Parallel()
+	bomb := bytes.Repeat([]byte{0x1a, 0x00}, 1000)
+	if n := envelope.Objects(bomb); n != 1000 {
+		t.Errorf("Objects of 1,000 empty external payload details = %d", n)
+	}
+}

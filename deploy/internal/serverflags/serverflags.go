@@ -16,7 +16,7 @@ var Flags = []string{
 	"jwks-url", "oidc-issuer", "jwks-file", "jwt-issuer", "jwt-audience", "jwt-algorithms", "jwt-permissions-claim", "jwt-skew",
 	"jwt-permissions-regex", "jwt-max-lifetime",
 	"tls-cert", "tls-key", "tls-client-ca", "tls-reload", "client-permission",
-	"max-body-bytes", "max-payloads", "max-metadata-entries", "max-inflight-body-bytes",
+	"max-body-bytes", "max-payloads", "max-metadata-entries", "max-inflight-body-bytes", "max-decompressed-bytes", "max-connections",
 	"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "shutdown-timeout",
 	"log-format", "log-level", "metrics", "audit", "audit-log", "audit-flush-interval",
 	"keys-file", "keys-reload",
