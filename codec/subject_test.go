@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,7 +17,7 @@ import (
 
 func subjectCodec(t *testing.T, opts codec.Options) *codec.Codec {
 	t.Helper()
-	d, err := subject.NewDir(t.TempDir())
+	d, err := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestSubjectSelection(t *testing.T) {
 	idA, wA := subjectKeyIDOf(t, a)
 	idB, wB := subjectKeyIDOf(t, b)
 	idN, wN := subjectKeyIDOf(t, none)
-	if !strings.HasPrefix(idA, "subject/dir/alice/") || !strings.HasPrefix(idB, "subject/dir/bob/") || keyring.IsSubjectKeyID(idN) {
+	if !strings.HasPrefix(idA, "subject/dir/") || !strings.HasPrefix(idB, "subject/dir/") || idA[:44] == idB[:44] || keyring.IsSubjectKeyID(idN) || strings.Contains(idA+idB, "alice") || strings.Contains(idA+idB, "bob") {
 		t.Fatalf("key IDs %q %q %q", idA, idB, idN)
 	}
 	for _, tc := range []struct {
@@ -135,7 +136,7 @@ func (s *countingStore) UnwrapDataKeys(ctx context.Context, keys []keyring.Wrapp
 func TestDecodeErasable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, _ := subject.NewDir(t.TempDir())
+	d, _ := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	store := &countingStore{Store: d}
 	kr, _ := subject.New(keyringtest.New(), store, subject.Options{})
 	w, _ := codec.New(kr, codec.Options{})
@@ -152,7 +153,7 @@ func TestDecodeErasable(t *testing.T) {
 	}
 	gone, kept := seal("alice", 50), seal("bob", 2)
 	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"p"`)}
-	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+	if _, _, err := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	batch := append(append(append([]*commonpb.Payload{plain, nil}, kept[0]), gone...), kept[1])

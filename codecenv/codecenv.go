@@ -147,7 +147,7 @@ func build(ctx context.Context, copts client.Options, ko keyflags.Options, so ke
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}
 	// Data subject keys (CODEC_SERVER_SUBJECT_STORE, docs/ERASURE.md).
-	if kr, err = so.Wrap(kr, &ko); err != nil {
+	if kr, err = so.Wrap(ctx, kr, &ko); err != nil {
 		closer.Close()
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}

@@ -398,7 +398,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, closer)
-	if kr, err = c.Subjects.Wrap(kr, &c.Keys); err != nil {
+	if kr, err = c.Subjects.Wrap(ctx, kr, &c.Keys); err != nil {
 		return err
 	}
 	kr = codecserver.InstrumentKeyring(kr, metrics)

@@ -1,6 +1,7 @@
 package keyflags
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,28 +61,61 @@ func (s *SubjectOptions) Validate(keys *Options) error {
 
 // OpenStore returns the configured store, or nil without --subject-store.
 // base is the keyring Options.Open returned: with --subject-store vault its
-// Vault connection (token renewal included) serves the store.
-func (s *SubjectOptions) OpenStore(base keyring.Keyring, keys *Options) (subject.Store, error) {
+// Vault connection (token renewal included) serves the store. A folder or
+// mount that is not an initialised store is an error naming
+// `codec-server keys init-subject-store`: nothing creates a store here.
+func (s *SubjectOptions) OpenStore(ctx context.Context, base keyring.Keyring, keys *Options) (subject.Store, error) {
+	return s.openStore(ctx, base, keys, false)
+}
+
+// InitStore creates the configured store (codec-server keys
+// init-subject-store).
+func (s *SubjectOptions) InitStore(ctx context.Context, base keyring.Keyring, keys *Options) (subject.Store, error) {
+	if s.Store == "" {
+		return nil, errors.New("keyflags: --subject-store is required: dir or vault")
+	}
+	return s.openStore(ctx, base, keys, true)
+}
+
+func (s *SubjectOptions) openStore(ctx context.Context, base keyring.Keyring, keys *Options, create bool) (subject.Store, error) {
 	if err := s.Validate(keys); err != nil {
 		return nil, err
 	}
+	var (
+		st  subject.Store
+		err error
+	)
 	switch s.Store {
 	case subject.DirStoreName:
-		return subject.NewDir(s.Dir)
+		if create {
+			st, err = subject.InitDir(s.Dir)
+		} else {
+			st, err = subject.NewDir(s.Dir)
+		}
 	case subject.VaultStoreName:
 		vk, ok := base.(*vault.Keyring)
 		if !ok {
 			return nil, errors.New("keyflags: --subject-store vault needs the Vault keyring (--vault-addr)")
 		}
-		return subject.NewVault(subject.VaultConfig{Client: vk.APIClient(), Mount: keys.Vault.Mount, KeyPrefix: s.VaultPrefix})
+		cfg := subject.VaultConfig{Client: vk.APIClient(), Mount: keys.Vault.Mount, KeyPrefix: s.VaultPrefix, Timeout: keys.Vault.Timeout}
+		if create {
+			st, err = subject.InitVault(ctx, cfg)
+		} else {
+			st, err = subject.NewVault(ctx, cfg)
+		}
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	if err != nil {
+		return nil, fmt.Errorf("keyflags: --subject-store %s: %w", s.Store, err)
+	}
+	return st, nil
 }
 
 // Wrap returns base with the data subject keys of the configured store
 // (a *subject.Keyring), or base itself without --subject-store.
-func (s *SubjectOptions) Wrap(base keyring.Keyring, keys *Options) (keyring.Keyring, error) {
-	store, err := s.OpenStore(base, keys)
+func (s *SubjectOptions) Wrap(ctx context.Context, base keyring.Keyring, keys *Options) (keyring.Keyring, error) {
+	store, err := s.OpenStore(ctx, base, keys)
 	if err != nil || store == nil {
 		return base, err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -29,45 +30,55 @@ const (
 // fields are optional.
 type VaultConfig struct {
 	// Client is an authenticated Vault client. Its token needs, on
-	// <mount>/keys/<prefix>*: create, read, update, delete; on
-	// <mount>/keys/<prefix>*/config: update (shred only); on
-	// <mount>/datakey/plaintext/<prefix>*, <mount>/decrypt/<prefix>* and
-	// <mount>/hmac/<prefix>*: update.
+	// <mount>/keys/<prefix>*: create, update (and read, update, delete
+	// to shred or re-admit); on <mount>/datakey/plaintext/<prefix>*,
+	// <mount>/decrypt/<prefix>* and <mount>/hmac/<prefix>*: update.
 	Client *api.Client
 	// Mount is the transit mount. Default: "transit".
 	Mount string
-	// KeyPrefix starts every subject's transit key name: the key of
-	// subject S is <KeyPrefix>S. Default: "subject-".
+	// KeyPrefix starts every transit key name of the store: the key of
+	// handle H is <KeyPrefix>H, the store's own key (its identity and
+	// handle HMAC key) <KeyPrefix>store, tombstones
+	// <KeyPrefix>H-blocked and <KeyPrefix>H-erased-<generation>.
+	// Default: "subject-".
 	KeyPrefix string
 	// Parallel bounds the decrypt calls one UnwrapDataKeys makes at once
-	// (one per subject). Default: 8.
+	// (one per handle). Default: 8.
 	Parallel int
+	// Timeout bounds each Vault call. Default: 5 seconds.
+	Timeout time.Duration
 }
 
+// DefaultVaultTimeout is VaultConfig.Timeout's default.
+const DefaultVaultTimeout = 5 * time.Second
+
 // Vault is a [Store] with one Vault transit key (aes256-gcm96) per data
-// subject. Key material never leaves Vault; Shred sets deletion_allowed on
-// the key and deletes it, which removes it from Vault's storage (but not
-// from snapshots or backups taken before: docs/ERASURE.md). Creation is
-// race-free: Vault creates a transit key under a lock and never replaces
-// an existing one.
+// subject handle. Key material never leaves Vault; Shred creates the
+// tombstone keys, sets deletion_allowed on the key and deletes it, which
+// removes it from Vault's storage (but not from snapshots or backups
+// taken before: docs/ERASURE.md). Creation is race-free: Vault creates a
+// transit key under a lock and never replaces an existing one.
 //
-// Transit decrypts a batch under one key only, so UnwrapDataKeys makes one
-// call per subject (in parallel), not one per data key. Key IDs are
-// "subject/vault/<subject>/<generation>", the generation being a
-// fingerprint of the subject's transit key (an HMAC under it of a fixed
-// input): a key created again after a shred has another generation, and
-// old payloads stay erased.
+// Handles are an HMAC (transit/hmac, key version 1) under the store's own
+// transit key <prefix>store, created by [InitVault]; its fingerprint is
+// the store's identity. Transit decrypts a batch under one key only, so
+// UnwrapDataKeys makes one call per handle (in parallel), not one per
+// data key. Key IDs are "subject/vault/<handle>/<generation>", the
+// generation being a fingerprint of the handle's transit key (an HMAC
+// under it of a fixed input): a key created again after a re-admission
+// has another generation, and old payloads stay erased.
 type Vault struct {
 	c        *api.Client
 	mount    string
 	prefix   string
 	parallel int
+	timeout  time.Duration
+	id       string
 }
 
 var _ Store = (*Vault)(nil)
 
-// NewVault returns a Vault store.
-func NewVault(cfg VaultConfig) (*Vault, error) {
+func newVault(cfg VaultConfig) (*Vault, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("subject: VaultConfig.Client is nil")
 	}
@@ -80,13 +91,104 @@ func NewVault(cfg VaultConfig) (*Vault, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultVaultParallel
 	}
-	return &Vault{c: cfg.Client, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel}, nil
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultVaultTimeout
+	}
+	return &Vault{c: cfg.Client, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel, timeout: cfg.Timeout}, nil
+}
+
+// NewVault opens the Vault store of cfg. It fails with
+// [ErrNotInitialised] if the mount has no store key <prefix>store (it
+// never creates one: [InitVault] does).
+func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
+	v, err := newVault(cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := v.birth(ctx, v.storeKey())
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, fmt.Errorf("subject: vault mount %s has no key %s: %w", v.mount, v.storeKey(), ErrNotInitialised)
+	}
+	v.id = id
+	return v, nil
+}
+
+// InitVault creates the Vault store of cfg: its store key <prefix>store.
+// It refuses a mount that already has one.
+func InitVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
+	v, err := newVault(cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := v.birth(ctx, v.storeKey())
+	if err != nil {
+		return nil, err
+	}
+	if id != "" {
+		return nil, fmt.Errorf("subject: vault mount %s already has a store (key %s)", v.mount, v.storeKey())
+	}
+	if err := v.createKey(ctx, v.storeKey()); err != nil {
+		return nil, err
+	}
+	return NewVault(ctx, cfg)
 }
 
 // Name implements Store.
 func (v *Vault) Name() string { return VaultStoreName }
 
-func (v *Vault) keyName(subject string) string { return v.prefix + subject }
+// ID implements Store: the fingerprint of the store key.
+func (v *Vault) ID() string { return v.id }
+
+func (v *Vault) storeKey() string             { return v.prefix + "store" }
+func (v *Vault) keyName(handle string) string { return v.prefix + handle }
+func (v *Vault) blockedName(handle string) string {
+	return v.prefix + handle + "-blocked"
+}
+func (v *Vault) erasedName(handle, gen string) string {
+	return v.prefix + handle + "-erased-" + gen
+}
+
+// write makes one Vault write with the store's timeout.
+func (v *Vault) write(ctx context.Context, path string, body map[string]any) (*api.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	return v.c.Logical().WriteWithContext(ctx, v.mount+"/"+path, body)
+}
+
+func (v *Vault) createKey(ctx context.Context, name string) error {
+	if _, err := v.write(ctx, "keys/"+name, map[string]any{"type": "aes256-gcm96"}); err != nil {
+		return vaultError("create key "+name, err, keyring.ErrUnavailable)
+	}
+	return nil
+}
+
+// deleteKey allows deletion of a transit key and deletes it.
+func (v *Vault) deleteKey(ctx context.Context, name string) error {
+	if _, err := v.write(ctx, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+		return vaultError("allow deletion of key "+name, err, keyring.ErrUnknownKey)
+	}
+	dctx, cancel := context.WithTimeout(ctx, v.timeout)
+	defer cancel()
+	if _, err := v.c.Logical().DeleteWithContext(dctx, v.mount+"/keys/"+name); err != nil {
+		return vaultError("delete key "+name, err, keyring.ErrUnknownKey)
+	}
+	return nil
+}
+
+// Handle implements Store with transit/hmac under the store key.
+func (v *Vault) Handle(ctx context.Context, namespace, subject string) (string, error) {
+	mac, err := v.hmac(ctx, v.storeKey(), base64.StdEncoding.EncodeToString(handleInput(namespace, subject)))
+	if err != nil {
+		return "", err
+	}
+	if mac == nil {
+		return "", fmt.Errorf("subject: vault key %s is gone: %w", v.storeKey(), ErrNotInitialised)
+	}
+	return handleOf(mac)
+}
 
 // vaultError maps a Vault failure to a keyring sentinel; notFound is the
 // sentinel for a missing key.
@@ -115,17 +217,16 @@ func vaultError(what string, err error, notFound error) error {
 	return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrUnavailable)
 }
 
-// birth returns the generation of subject's transit key: the first 8
-// bytes (hex) of an HMAC of a fixed input under version 1 of the key, a
-// fingerprint that differs for every key created; "" if there is no key.
-func (v *Vault) birth(ctx context.Context, name string) (string, error) {
-	s, err := v.c.Logical().WriteWithContext(ctx, v.mount+"/hmac/"+name, map[string]any{"input": generationInput, "key_version": 1})
+// hmac returns the HMAC of input (base64) under version 1 of the
+// transit key name; nil if there is no such key.
+func (v *Vault) hmac(ctx context.Context, name, input string) ([]byte, error) {
+	s, err := v.write(ctx, "hmac/"+name, map[string]any{"input": input, "key_version": 1})
 	if err != nil {
-		err = vaultError("fingerprint key "+name, err, errNoKey)
+		err = vaultError("hmac with key "+name, err, errNoKey)
 		if errors.Is(err, errNoKey) {
-			return "", nil
+			return nil, nil
 		}
-		return "", err
+		return nil, err
 	}
 	var mac string
 	if s != nil && s.Data != nil {
@@ -133,10 +234,27 @@ func (v *Vault) birth(ctx context.Context, name string) (string, error) {
 	}
 	_, b64, ok := strings.Cut(strings.TrimPrefix(mac, "vault:"), ":")
 	raw, derr := base64.StdEncoding.DecodeString(b64)
-	if !ok || derr != nil || len(raw) < 8 {
-		return "", fmt.Errorf("subject: vault fingerprint key %s: malformed answer: %w", name, keyring.ErrUnavailable)
+	if !ok || derr != nil || len(raw) < 16 {
+		return nil, fmt.Errorf("subject: vault hmac with key %s: malformed answer: %w", name, keyring.ErrUnavailable)
+	}
+	return raw, nil
+}
+
+// birth returns the generation of a transit key: the first 8 bytes (hex)
+// of an HMAC of a fixed input under version 1 of the key, a fingerprint
+// that differs for every key created; "" if there is no key.
+func (v *Vault) birth(ctx context.Context, name string) (string, error) {
+	raw, err := v.hmac(ctx, name, generationInput)
+	if err != nil || raw == nil {
+		return "", err
 	}
 	return hex.EncodeToString(raw[:8]), nil
+}
+
+// exists reports whether a transit key (a tombstone) exists.
+func (v *Vault) exists(ctx context.Context, name string) (bool, error) {
+	b, err := v.birth(ctx, name)
+	return b != "", err
 }
 
 // generationInput is what birth HMACs (base64 of "envelope/subject-generation/v1").
@@ -144,29 +262,44 @@ var generationInput = base64.StdEncoding.EncodeToString([]byte("envelope/subject
 
 var errNoKey = errors.New("no key")
 
-// NewDataKey implements Store: it creates the subject's transit key if
-// missing, then asks Vault for a data key (datakey/plaintext).
-func (v *Vault) NewDataKey(ctx context.Context, subject string) (keyring.DataKey, error) {
-	if err := keyring.ValidSubject(subject); err != nil {
+// NewDataKey implements Store: it creates the handle's transit key if
+// missing and no tombstone blocks it, then asks Vault for a data key
+// (datakey/plaintext).
+func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, error) {
+	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
 	}
-	name := v.keyName(subject)
+	name := v.keyName(handle)
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
 	if birth == "" {
-		if _, err := v.c.Logical().WriteWithContext(ctx, v.mount+"/keys/"+name, map[string]any{"type": "aes256-gcm96"}); err != nil {
-			return keyring.DataKey{}, vaultError("create key "+name, err, keyring.ErrUnavailable)
+		if b, err := v.exists(ctx, v.blockedName(handle)); err != nil || b {
+			if err == nil {
+				err = blocked(handle)
+			}
+			return keyring.DataKey{}, err
+		}
+		if err := v.createKey(ctx, name); err != nil {
+			return keyring.DataKey{}, err
+		}
+		// A shred may have blocked the handle between the check and the
+		// creation: then the new key must not be used.
+		if b, err := v.exists(ctx, v.blockedName(handle)); err != nil || b {
+			if err == nil {
+				err = blocked(handle)
+			}
+			return keyring.DataKey{}, err
 		}
 		if birth, err = v.birth(ctx, name); err != nil {
 			return keyring.DataKey{}, err
 		}
 		if birth == "" {
-			return keyring.DataKey{}, fmt.Errorf("subject: vault key %s vanished after creation (shredded meanwhile?): %w", name, keyring.ErrErased)
+			return keyring.DataKey{}, blocked(handle)
 		}
 	}
-	s, err := v.c.Logical().WriteWithContext(ctx, v.mount+"/datakey/plaintext/"+name, map[string]any{"bits": 256})
+	s, err := v.write(ctx, "datakey/plaintext/"+name, map[string]any{"bits": 256})
 	if err != nil {
 		return keyring.DataKey{}, vaultError("datakey "+name, err, keyring.ErrErased)
 	}
@@ -179,27 +312,27 @@ func (v *Vault) NewDataKey(ctx context.Context, subject string) (keyring.DataKey
 	if err != nil || len(dek) != keyring.DataKeySize || !strings.HasPrefix(ct, "vault:v") {
 		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: malformed answer: %w", name, keyring.ErrUnavailable)
 	}
-	return keyring.DataKey{KeyID: keyID(VaultStoreName, subject, birth), Wrapped: []byte(ct), Key: keyring.NewSecret(dek)}, nil
+	return keyring.DataKey{KeyID: keyID(VaultStoreName, handle, birth), Wrapped: []byte(ct), Key: keyring.NewSecret(dek)}, nil
 }
 
 // UnwrapDataKeys implements Store: one decrypt call per subject, up to
 // Parallel at once.
 func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	type group struct {
-		subject, birth string
-		idx            []int
+		handle, birth string
+		idx           []int
 	}
 	var groups []*group
 	bySubject := map[string]*group{}
 	for i, w := range keys {
-		subject, birth, err := parseKeyID(VaultStoreName, w.KeyID)
+		handle, birth, err := parseKeyID(VaultStoreName, w.KeyID)
 		if err != nil {
 			return nil, &keyring.KeyError{Index: i, Err: err}
 		}
-		g := bySubject[subject+"/"+birth]
+		g := bySubject[handle+"/"+birth]
 		if g == nil {
-			g = &group{subject: subject, birth: birth}
-			bySubject[subject+"/"+birth] = g
+			g = &group{handle: handle, birth: birth}
+			bySubject[handle+"/"+birth] = g
 			groups = append(groups, g)
 		}
 		g.idx = append(g.idx, i)
@@ -213,7 +346,7 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := v.decrypt(ctx, g.subject, g.birth, keys, g.idx, out); err != nil {
+			if err := v.decrypt(ctx, g.handle, g.birth, keys, g.idx, out); err != nil {
 				if _, ok := keyring.FailedKey(err); !ok {
 					err = &keyring.KeyError{Index: g.idx[0], Err: err}
 				}
@@ -230,17 +363,17 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 	return out, nil
 }
 
-func (v *Vault) decrypt(ctx context.Context, subject, birth string, keys []keyring.WrappedKey, idx []int, out []keyring.Secret) error {
-	name := v.keyName(subject)
+func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyring.WrappedKey, idx []int, out []keyring.Secret) error {
+	name := v.keyName(handle)
 	batch := make([]map[string]string, len(idx))
 	for j, i := range idx {
 		batch[j] = map[string]string{"ciphertext": string(keys[i].Wrapped)}
 	}
-	s, err := v.c.Logical().WriteWithContext(ctx, v.mount+"/decrypt/"+name, map[string]any{"batch_input": batch})
+	s, err := v.write(ctx, "decrypt/"+name, map[string]any{"batch_input": batch})
 	if err != nil {
-		err = vaultError("decrypt with key "+name, err, keyring.ErrErased)
-		if errors.Is(err, keyring.ErrUnwrap) {
-			return v.explain(ctx, name, birth, keys[idx[0]].KeyID, err)
+		err = vaultError("decrypt with key "+name, err, errNoKey)
+		if errors.Is(err, keyring.ErrUnwrap) || errors.Is(err, errNoKey) {
+			return v.explain(ctx, handle, birth, keys[idx[0]].KeyID, err)
 		}
 		return err
 	}
@@ -255,7 +388,7 @@ func (v *Vault) decrypt(ctx context.Context, subject, birth string, keys []keyri
 		m, _ := r.(map[string]any)
 		pt, _ := m["plaintext"].(string)
 		if e, _ := m["error"].(string); e != "" || pt == "" {
-			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, name, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
+			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, handle, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
 		}
 		dek, err := base64.StdEncoding.DecodeString(pt)
 		if err != nil || len(dek) != keyring.DataKeySize {
@@ -266,23 +399,43 @@ func (v *Vault) decrypt(ctx context.Context, subject, birth string, keys []keyri
 	return nil
 }
 
-// explain turns a refused decrypt into ErrErased when the subject's key
-// is not the one the key ID names any more (shredded and created again).
-func (v *Vault) explain(ctx context.Context, name, birth, keyID string, err error) error {
-	now, berr := v.birth(ctx, name)
-	if berr == nil && now != birth {
+// explain turns a refused decrypt into ErrErased when a tombstone records
+// the generation the key ID names as shredded, and a missing key without
+// a tombstone into ErrUnknownKey.
+func (v *Vault) explain(ctx context.Context, handle, birth, keyID string, err error) error {
+	now, berr := v.birth(ctx, v.keyName(handle))
+	if berr != nil {
+		return berr
+	}
+	if now == birth && !errors.Is(err, errNoKey) {
+		return err // the key is there: a tampered wrapped key
+	}
+	gone, terr := v.exists(ctx, v.erasedName(handle, birth))
+	switch {
+	case terr != nil:
+		return terr
+	case gone:
 		return fmt.Errorf("subject: key %q: %w", truncate(keyID), keyring.ErrErased)
 	}
-	return err
+	return fmt.Errorf("subject: key %q is not in the vault store: %w", truncate(keyID), keyring.ErrUnknownKey)
 }
 
-// Shred implements Store: it allows deletion of the subject's transit key
-// and deletes it.
-func (v *Vault) Shred(ctx context.Context, subject string) (bool, error) {
-	if err := keyring.ValidSubject(subject); err != nil {
+// Shred implements Store: it creates the tombstones (<prefix>H-blocked
+// and <prefix>H-erased-<generation>), then allows deletion of the
+// handle's transit key and deletes it. A shred interrupted after the
+// tombstones is finished by the next one.
+func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
+	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
-	name := v.keyName(subject)
+	if b, err := v.exists(ctx, v.blockedName(handle)); err != nil {
+		return false, err
+	} else if !b {
+		if err := v.createKey(ctx, v.blockedName(handle)); err != nil {
+			return false, err
+		}
+	}
+	name := v.keyName(handle)
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return false, err
@@ -290,11 +443,30 @@ func (v *Vault) Shred(ctx context.Context, subject string) (bool, error) {
 	if birth == "" {
 		return false, nil
 	}
-	if _, err := v.c.Logical().WriteWithContext(ctx, v.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
-		return false, vaultError("allow deletion of key "+name, err, keyring.ErrErased)
+	if e, err := v.exists(ctx, v.erasedName(handle, birth)); err != nil {
+		return false, err
+	} else if !e {
+		if err := v.createKey(ctx, v.erasedName(handle, birth)); err != nil {
+			return false, err
+		}
 	}
-	if _, err := v.c.Logical().DeleteWithContext(ctx, v.mount+"/keys/"+name); err != nil {
-		return false, vaultError("delete key "+name, err, keyring.ErrErased)
+	if err := v.deleteKey(ctx, name); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Readmit implements Store: it deletes the handle's blocked tombstone.
+func (v *Vault) Readmit(ctx context.Context, handle string) (bool, error) {
+	if err := keyring.ValidSubjectHandle(handle); err != nil {
+		return false, fmt.Errorf("subject: %w", err)
+	}
+	b, err := v.exists(ctx, v.blockedName(handle))
+	if err != nil || !b {
+		return false, err
+	}
+	if err := v.deleteKey(ctx, v.blockedName(handle)); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -11,26 +11,22 @@ import (
 	"testing"
 
 	"github.com/envelopecodec/envelope/keyring"
-	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 // TestDirWrapFormat checks the dir store's wrapped data key against
 // docs/FORMAT.md and docs/ERASURE.md, computed here with the standard
 // library only: nonce(12) ‖ AES-256-GCM(subject key, nonce, DEK,
 // AAD = "envelope/subject-wrap/v1" ‖ 0x00 ‖ key ID), key ID
-// "subject/dir/<subject>/<16 hex digits>".
+// "subject/dir/<handle>/<16 hex digits>".
 func TestDirWrapFormat(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	d, err := subject.NewDir(dir)
+	d := newDir(t)
+	h := handleOf(t, d, "customer-fmt")
+	dk, err := d.NewDataKey(context.Background(), h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dk, err := d.NewDataKey(context.Background(), "customer-fmt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "customer-fmt.key"))
+	raw, err := os.ReadFile(filepath.Join(d.Folder(), h+".key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +37,7 @@ func TestDirWrapFormat(t *testing.T) {
 	if err := json.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}
-	if want := "subject/dir/customer-fmt/" + file.Generation; dk.KeyID != want || len(file.Generation) != 16 {
+	if want := "subject/dir/" + h + "/" + file.Generation; dk.KeyID != want || len(file.Generation) != 16 {
 		t.Fatalf("key ID %q, want %q with 16 hex digits", dk.KeyID, want)
 	}
 	block, err := aes.NewCipher(file.Key)
