@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 const decodeUsage = `Usage:
@@ -47,23 +47,17 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	fs.StringVar(&ns, "namespace", ns, "namespace the history comes from: envelope/v2 payloads sealed for another namespace fail; $TEMPORAL_NAMESPACE when set")
 	zlib := fs.Bool("zlib", true, "decompress binary/zlib payloads too, as the server's --zlib (--zlib=false turns it off)")
-	var keys keyflags.Options
+	keys := keyconfig.Default()
 	keys.Register(fs)
-	if err := keyflags.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if !isFlagError(err) {
-			fmt.Fprintln(stderr, "codec-server decode:", err)
-		}
-		return 2
+	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "codec-server decode: one input file at most, got %d\n", fs.NArg())
 		return 2
 	}
 	if keys.Source() == "" {
-		fmt.Fprintf(stderr, "codec-server decode: no keyring: pass --keys-file F (or set %s) or --vault-addr\n", keyflags.EnvName("keys-file"))
+		fmt.Fprintf(stderr, "codec-server decode: no keyring: pass --keys-file F (or set %s) or --vault-addr\n", keyconfig.EnvName("keys-file"))
 		return 2
 	}
 	name := "standard input"
@@ -77,21 +71,15 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		defer f.Close()
 		name, in = p, f
 	}
-	if keys.KeysFile != "" && keys.Vault.Address == "" {
-		if err := checkKeyFile("--keys-file", keys.KeysFile); err != nil {
-			fmt.Fprintln(stderr, "codec-server decode:", err)
-			return 1
-		}
-	}
-	keys.KeysReload = 0 // one pass: no watching
+	keys.File.Reload = 0 // one pass: no watching
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	kr, closer, err := keys.Open(ctx, logger)
+	opened, err := keys.Open(ctx, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
 	}
-	defer closer.Close()
-	cdc, err := codec.New(kr, codec.Options{Namespace: ns})
+	defer opened.Close()
+	cdc, err := codec.New(opened.Keyring, codec.Options{Namespace: ns})
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
@@ -110,12 +98,6 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return 1
 	}
 	return 0
-}
-
-// isFlagError reports whether the flag package already printed err.
-func isFlagError(err error) bool {
-	var e interface{ Unwrap() []error }
-	return !errors.As(err, &e) // keyflags.ApplyEnv errors are joined; flag's are not
 }
 
 func oneLine(err error) string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +14,7 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/codec"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -84,7 +83,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		wantID = true
 		force = fs.Bool("force", false, "retire even if the key was active within --data-key-max-age + --keys-reload")
 		maxAge = fs.Duration("data-key-max-age", codec.DefaultDataKeyMaxAge, "the codec's DataKeyMaxAge in every process using the file")
-		reload = fs.Duration("keys-reload", keyflags.DefaultKeysReload, "the longest --keys-reload of any process using the file")
+		reload = fs.Duration("keys-reload", keyconfig.DefaultKeysReload, "the longest --keys-reload of any process using the file")
 	case "add-legacy":
 		legacyID = fs.String("id", "", "the samples' key ID (may be empty, their default)")
 		legacyFile = fs.String("key-file", "", "file holding the static key (default: read it from stdin)")
@@ -99,14 +98,11 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 	if wantID && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		id, rest, haveID = rest[0], rest[1:], true
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseCommand(fs, rest, nil, stderr); !ok {
+		return code
 	}
 	if *file == "" {
-		*file, _ = lookup(keyflags.EnvName("keys-file"))
+		*file, _ = lookup(keyconfig.EnvName("keys-file"))
 	}
 	if wantID && !haveID && fs.NArg() == 1 {
 		id, haveID = fs.Arg(0), true
@@ -115,7 +111,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		return 2
 	}
 	if *file == "" {
-		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyflags.EnvName("keys-file"))
+		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyconfig.EnvName("keys-file"))
 		return 2
 	}
 	if wantID && !haveID {
@@ -129,7 +125,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		return 2
 	}
 	if cmd != "new" {
-		if err := checkKeyFile("--file", *file); err != nil {
+		if err := keyconfig.CheckKeyFile("--file", *file); err != nil {
 			fmt.Fprintf(stderr, "codec-server keys %s: %v\n", cmd, err)
 			return 1
 		}
@@ -160,7 +156,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 			return fail(err)
 		}
 		for _, k := range before {
-			if k.ID == id && now.Sub(k.Created) < 2*keyflags.DefaultKeysReload {
+			if k.ID == id && now.Sub(k.Created) < 2*keyconfig.DefaultKeysReload {
 				fmt.Fprintf(stderr, "warning: key %s was added %s ago; processes that have not reloaded the file yet cannot decrypt what is sealed under it until they do\n", id, now.Sub(k.Created).Round(time.Second))
 			}
 		}

@@ -19,7 +19,8 @@ import (
 
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/internal/loopback"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // DevUIOrigins are the origins of the Temporal dev server's Web UI, allowed
@@ -32,19 +33,20 @@ type Config struct {
 	DefaultNamespace string
 	InsecureNoAuth   bool
 
-	Keys     keyflags.Options
-	Subjects keyflags.SubjectOptions
+	// Keys says where the keys come from (--keys-file, --vault-*,
+	// --subject-*), and DevKeysFile the development key file.
+	Keys keyconfig.Config
 	// Zlib chains the zlib codec after the envelope codec (--zlib).
 	Zlib bool
 
 	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
 	// NEW may open payloads sealed for OLD.
-	NamespaceAliases  keyflags.StringList
+	NamespaceAliases  keyconfig.StringList
 	RefuseV1          bool
 	RefuseLegacy      bool
 	RequireEncryption bool
 
-	CORSOrigins keyflags.StringList
+	CORSOrigins keyconfig.StringList
 	CORSMaxAge  time.Duration
 
 	JWKSURL          string
@@ -62,7 +64,7 @@ type Config struct {
 	TLSKey            string
 	TLSClientCA       string
 	TLSReload         time.Duration
-	ClientPermissions keyflags.StringList
+	ClientPermissions keyconfig.StringList
 
 	MaxBodyBytes      int64
 	MaxPayloads       int
@@ -87,7 +89,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            "127.0.0.1:8081",
 		DefaultNamespace:  codec.DefaultNamespace,
-		Keys:              keyflags.Options{KeysReload: keyflags.DefaultKeysReload, DevKeysFile: keyflags.DefaultDevKeysFile},
+		Keys:              defaultKeys(),
 		CORSMaxAge:        codecserver.DefaultCORSMaxAge,
 		JWTAlgorithms:     strings.Join(codecserver.DefaultJWTAlgorithms, ","),
 		PermissionsClaim:  codecserver.DefaultPermissionsClaim,
@@ -189,7 +191,6 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
 	fs.DurationVar(&c.AuditSync, "audit-flush-interval", c.AuditSync, "how often buffered audit lines are written out (and on shutdown); a crash loses at most this much (0: write every line at once)")
 
-	c.Subjects.Register(fs)
 	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
 	return fs
 }
@@ -201,7 +202,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
 	}
-	if err := keyflags.Parse(fs, args, m.LookupEnv); err != nil {
+	if err := keyconfig.Parse(fs, args, m.LookupEnv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -216,28 +217,36 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	return m.checkDevKeys(fs)
 }
 
-// checkDevKeys refuses the development key file, which Validate allows only
-// for the loopback default without authentication, when the environment
-// suggests a mistake: a CODEC_SERVER_* variable that names no flag (a
-// misspelled CODEC_SERVER_KEYS_FILE), or a Kubernetes pod, where the file
-// would vanish with the pod.
+// checkDevKeys applies the development key policy (keyconfig's
+// CheckDevKeys): the development key file is for the loopback default
+// without authentication, with no CODEC_SERVER_* variable that names no
+// flag (a misspelled CODEC_SERVER_KEYS_FILE), outside Kubernetes.
 func (m *Main) checkDevKeys(fs *flag.FlagSet) error {
-	if m.Config.Keys.Source() != "dev-file" {
-		return nil
+	c := &m.Config
+	u := keyconfig.DevKeysUse{Address: c.Listen, AddressName: "--listen", LookupEnv: m.LookupEnv}
+	switch {
+	case c.AuthConfigured():
+		u.Auth = "authentication is configured"
+	case c.InsecureNoAuth:
+		u.Auth = "--insecure-no-auth is set"
+	}
+	if u.LookupEnv == nil {
+		u.LookupEnv = os.LookupEnv
 	}
 	if m.Environ != nil {
-		if unknown := keyflags.UnknownEnv(fs, m.Environ()); len(unknown) > 0 {
-			return keyflags.NoKeyringError("the environment sets " + strings.Join(unknown, ", ") + ", which name no flag (misspelled?)")
-		}
+		u.Environ = m.Environ()
 	}
-	lookup := m.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
-	if why := keyflags.InKubernetes(lookup); why != "" {
-		return keyflags.NoKeyringError(why)
-	}
-	return nil
+	known := keyconfig.FlagEnvNames(fs)
+	u.Known = func(name string) bool { return known[name] }
+	return c.Keys.CheckDevKeys(u)
+}
+
+// defaultKeys is the keyring configuration of `codec-server` with no
+// flags: the development key file.
+func defaultKeys() keyconfig.Config {
+	k := keyconfig.Default()
+	k.DevKeysFile = keyconfig.DefaultDevKeysFile
+	return k
 }
 
 const usageHeader = `Usage:
@@ -266,7 +275,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
 	}
-	if !c.AuthConfigured() && !c.InsecureNoAuth && !isLoopback(host) {
+	if !c.AuthConfigured() && !c.InsecureNoAuth && !loopback.Host(host) {
 		return fmt.Errorf("no authentication configured and --listen %s is not a loopback address: anyone who reaches it could decrypt payloads. Configure --jwks-url/--oidc-issuer/--jwks-file or mTLS (--tls-client-ca with --client-permission), listen on 127.0.0.1, or pass --insecure-no-auth", c.Listen)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -279,7 +288,7 @@ func (c *Config) Validate() error {
 		return errors.New("--client-permission needs --tls-client-ca")
 	}
 	jwtOn := c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != ""
-	if c.TLSClientCA != "" && len(c.ClientPermissions) == 0 && !jwtOn && !isLoopback(host) {
+	if c.TLSClientCA != "" && len(c.ClientPermissions) == 0 && !jwtOn && !loopback.Host(host) {
 		return fmt.Errorf("--tls-client-ca without --client-permission on %s would give every certificate the CA signed every permission: map certificates with --client-permission, or say so explicitly with --client-permission '*=<namespace>:<role>'", c.Listen)
 	}
 	if c.PermissionsRegex != "" {
@@ -317,29 +326,7 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 || c.MaxPayloads <= 0 {
 		return errors.New("--max-body-bytes and --max-payloads must be positive")
 	}
-	if c.Keys.KeysFile == "" && c.Keys.Vault.Address == "" {
-		// The development key file is for the loopback default only.
-		switch {
-		case c.AuthConfigured():
-			return keyflags.NoKeyringError("authentication is configured (a deployment, not the local default)")
-		case c.InsecureNoAuth:
-			return keyflags.NoKeyringError("--insecure-no-auth is set (a deployment, not the local default)")
-		case !isLoopback(host):
-			return keyflags.NoKeyringError(fmt.Sprintf("--listen %s is not a loopback address", c.Listen))
-		}
-	}
-	if err := c.Keys.Validate(); err != nil {
-		return err
-	}
-	return c.Subjects.Validate(&c.Keys)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return c.Keys.Validate()
 }
 
 // Logger returns the server's logger (valid after Run).
@@ -388,20 +375,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if metrics != nil {
 		c.Keys.OnReload = metrics.ObserveKeyReload
 	}
-	if c.Keys.KeysFile != "" && c.Keys.Vault.Address == "" {
-		if err := checkKeyFile("--keys-file", c.Keys.KeysFile); err != nil {
-			return err
-		}
-	}
-	kr, closer, err := c.Keys.Open(ctx, m.logger)
+	keys, err := c.Keys.Open(ctx, m.logger)
 	if err != nil {
 		return err
 	}
-	m.closers = append(m.closers, closer)
-	if kr, err = c.Subjects.Wrap(ctx, kr, &c.Keys); err != nil {
-		return err
-	}
-	kr = codecserver.InstrumentKeyring(kr, metrics)
+	m.closers = append(m.closers, keys)
+	kr := codecserver.InstrumentKeyring(keys.Keyring, metrics)
 	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
 	if err != nil {
 		return err
@@ -465,7 +444,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// On loopback, answer only requests for a loopback name: a web
 		// page cannot reach the server through DNS rebinding.
 		host, _, _ := net.SplitHostPort(c.Listen)
-		scfg.LoopbackHostOnly = isLoopback(host)
+		scfg.LoopbackHostOnly = loopback.Host(host)
 		if len(scfg.CORSOrigins) == 0 {
 			scfg.CORSOrigins = DevUIOrigins
 		}
