@@ -144,6 +144,9 @@ type Options struct {
 	// Default: runtime.GOMAXPROCS(0).
 	Concurrency int
 
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+
 	// DecodeObserver, if set, is told after every successful decode how it
 	// found its data keys: cached is the number of decode-cache hits (a run
 	// of payloads under one data key is one lookup), unwrapped the number of
@@ -184,14 +187,6 @@ type Options struct {
 	// fails with ErrMalformed, so a decompression bomb costs no more than
 	// this. Default: DefaultMaxDecompressedBytes (64 MiB).
 	MaxDecompressedBytes int64
-
-	hooks // what tests set, not users (export_test.go)
-}
-
-// hooks are the Options only tests set.
-type hooks struct {
-	// Now returns the current time. Default: time.Now.
-	Now func() time.Time
 }
 
 // Codec is a converter.PayloadCodec that seals payloads with AES-256-GCM
@@ -263,11 +258,6 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	}
 	if err := checkPolicy(&opts); err != nil {
 		return nil, err
-	}
-	if opts.Subject != nil {
-		if _, ok := kr.(keyring.SubjectKeyring); !ok {
-			return nil, errors.New("codec: Options.Subject is set but the keyring holds no data subject keys (want a keyring.SubjectKeyring: configure a data subject store, e.g. keyring/subject)")
-		}
 	}
 	if opts.DataKeyMaxUses < 0 || opts.DataKeyMaxAge < 0 || opts.DecodeCacheSize < 0 || opts.DecodeCacheMaxAge < 0 || opts.Concurrency < 0 || opts.SubjectKeyMaxAge < 0 {
 		return nil, errors.New("codec: negative option")

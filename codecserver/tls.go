@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/envelopecodec/envelope/internal/ownerfile"
 )
 
 // CertExpiryWarning is how close to its expiry the serving certificate
@@ -31,6 +33,9 @@ type CertReloader struct {
 	notAfter time.Time
 }
 
+// maxTLSKeyFileSize bounds what is read of a TLS private key file.
+const maxTLSKeyFileSize = 1 << 20
+
 // NewCertReloader loads the key pair; a bad pair fails here.
 func NewCertReloader(certFile, keyFile string, logger *slog.Logger, m *Metrics) (*CertReloader, error) {
 	if logger == nil {
@@ -50,9 +55,11 @@ func (c *CertReloader) Reload() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("codecserver: TLS certificate: %w", err)
 	}
-	keyPEM, err := os.ReadFile(c.keyFile)
+	// The private key follows the key file's rule (internal/ownerfile):
+	// whoever can replace it can serve as this server.
+	keyPEM, _, err := ownerfile.Read(c.keyFile, maxTLSKeyFileSize, ownerfile.Check)
 	if err != nil {
-		return false, fmt.Errorf("codecserver: TLS key: %w", err)
+		return false, fmt.Errorf("codecserver: TLS key %s: %w", c.keyFile, err)
 	}
 	c.mu.RLock()
 	same := bytes.Equal(certPEM, c.certPEM) && bytes.Equal(keyPEM, c.keyPEM)

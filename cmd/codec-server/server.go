@@ -466,7 +466,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		// Buffered: one write per batch, not per request. Closed (so
 		// flushed) after the HTTP server has shut down and before the file.
-		aw := codecserver.NewAuditWriter(w, c.AuditSync)
+		aw := codecserver.NewAuditWriter(metrics.CountAuditErrors(w), c.AuditSync)
 		m.closers = append(m.closers, aw)
 		scfg.AuditWriter = aw // the same JSON lines as a slog JSON handler, without slog
 	}
