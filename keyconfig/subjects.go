@@ -86,7 +86,7 @@ func (s *Subjects) open(ctx context.Context, base keyring.Keyring, c *Config, cr
 		if !ok {
 			return nil, errors.New("keyconfig: --subject-store vault needs the Vault keyring (--vault-addr)")
 		}
-		cfg := subject.VaultConfig{Client: vk.APIClient(), Mount: c.Vault.Mount, KeyPrefix: s.VaultPrefix, Timeout: c.Vault.Timeout}
+		cfg := subject.VaultConfig{Keyring: vk, Mount: c.Vault.Mount, KeyPrefix: s.VaultPrefix}
 		if create {
 			st, err = subject.InitVault(ctx, cfg)
 		} else {

@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
-
-	"github.com/hashicorp/vault/api"
 
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/vault"
 )
 
 // VaultStoreName is the [Vault] store's label in key IDs.
@@ -26,14 +25,25 @@ const (
 	DefaultVaultParallel  = 8
 )
 
-// VaultConfig configures a [Vault] store. Client is required; all other
+// VaultCaller makes one Vault request on the namespace keyring's
+// connection, with its timeouts, retries and re-login: a
+// *vault.Keyring (its Call method).
+type VaultCaller interface {
+	Call(ctx context.Context, operation, key, method, path string, body any) (status int, data json.RawMessage, err error)
+}
+
+var _ VaultCaller = (*vault.Keyring)(nil)
+
+// VaultConfig configures a [Vault] store. Keyring is required; all other
 // fields are optional.
 type VaultConfig struct {
-	// Client is an authenticated Vault client. Its token needs, on
-	// <mount>/keys/<prefix>*: create, update (and read, update, delete
-	// to shred or re-admit); on <mount>/datakey/plaintext/<prefix>*,
-	// <mount>/decrypt/<prefix>* and <mount>/hmac/<prefix>*: update.
-	Client *api.Client
+	// Keyring is the namespace keyring whose connection the store uses:
+	// a hung or restarted Vault is handled as for the namespace keys.
+	// Its token needs, on <mount>/keys/<prefix>*: create, update (and
+	// read, update, delete to shred or re-admit); on
+	// <mount>/datakey/plaintext/<prefix>*, <mount>/decrypt/<prefix>* and
+	// <mount>/hmac/<prefix>*: update.
+	Keyring VaultCaller
 	// Mount is the transit mount. Default: "transit".
 	Mount string
 	// KeyPrefix starts every transit key name of the store: the key of
@@ -45,12 +55,7 @@ type VaultConfig struct {
 	// Parallel bounds the decrypt calls one UnwrapDataKeys makes at once
 	// (one per handle). Default: 8.
 	Parallel int
-	// Timeout bounds each Vault call. Default: 5 seconds.
-	Timeout time.Duration
 }
-
-// DefaultVaultTimeout is VaultConfig.Timeout's default.
-const DefaultVaultTimeout = 5 * time.Second
 
 // Vault is a [Store] with one Vault transit key (aes256-gcm96) per data
 // subject handle. Key material never leaves Vault; Shred creates the
@@ -68,19 +73,18 @@ const DefaultVaultTimeout = 5 * time.Second
 // under it of a fixed input): a key created again after a re-admission
 // has another generation, and old payloads stay erased.
 type Vault struct {
-	c        *api.Client
+	c        VaultCaller
 	mount    string
 	prefix   string
 	parallel int
-	timeout  time.Duration
 	id       string
 }
 
 var _ Store = (*Vault)(nil)
 
 func newVault(cfg VaultConfig) (*Vault, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("subject: VaultConfig.Client is nil")
+	if cfg.Keyring == nil {
+		return nil, errors.New("subject: VaultConfig.Keyring is nil")
 	}
 	if cfg.Mount == "" {
 		cfg.Mount = DefaultVaultMount
@@ -91,10 +95,7 @@ func newVault(cfg VaultConfig) (*Vault, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultVaultParallel
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultVaultTimeout
-	}
-	return &Vault{c: cfg.Client, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel, timeout: cfg.Timeout}, nil
+	return &Vault{c: cfg.Keyring, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel}, nil
 }
 
 // NewVault opens the Vault store of cfg. It fails with
@@ -151,31 +152,39 @@ func (v *Vault) erasedName(handle, gen string) string {
 	return v.prefix + handle + "-erased-" + gen
 }
 
-// write makes one Vault write with the store's timeout.
-func (v *Vault) write(ctx context.Context, path string, body map[string]any) (*api.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout)
-	defer cancel()
-	return v.c.Logical().WriteWithContext(ctx, v.mount+"/"+path, body)
+// call makes one Vault request through the keyring's call path and maps
+// its failure: a missing transit key (transit's own 400 "encryption key
+// not found") is notFound; a 404 (no handler for the route: a wrong
+// mount, a proxy) is keyring.ErrUnavailable, never a missing key; any
+// other 400 is keyring.ErrUnwrap.
+func (v *Vault) call(ctx context.Context, what, key, method, path string, body any, notFound error) (json.RawMessage, error) {
+	status, data, err := v.c.Call(ctx, what, key, method, v.mount+"/"+path, body)
+	if err == nil {
+		return data, nil
+	}
+	switch {
+	case status == http.StatusBadRequest && errors.Is(err, keyring.ErrUnknownKey):
+		return nil, fmt.Errorf("subject: %w: %w", err, notFound)
+	case status == http.StatusNotFound:
+		return nil, fmt.Errorf("subject: %v (is the transit mount right?): %w", err, keyring.ErrUnavailable)
+	case status == http.StatusBadRequest:
+		return nil, fmt.Errorf("subject: %v: %w", err, keyring.ErrUnwrap)
+	}
+	return nil, fmt.Errorf("subject: %w", err)
 }
 
 func (v *Vault) createKey(ctx context.Context, name string) error {
-	if _, err := v.write(ctx, "keys/"+name, map[string]any{"type": "aes256-gcm96"}); err != nil {
-		return vaultError("create key "+name, err, keyring.ErrUnavailable)
-	}
-	return nil
+	_, err := v.call(ctx, "create key", name, http.MethodPost, "keys/"+name, map[string]any{"type": "aes256-gcm96"}, keyring.ErrUnavailable)
+	return err
 }
 
 // deleteKey allows deletion of a transit key and deletes it.
 func (v *Vault) deleteKey(ctx context.Context, name string) error {
-	if _, err := v.write(ctx, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
-		return vaultError("allow deletion of key "+name, err, keyring.ErrUnknownKey)
+	if _, err := v.call(ctx, "allow deletion of key", name, http.MethodPost, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}, keyring.ErrUnknownKey); err != nil {
+		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, v.timeout)
-	defer cancel()
-	if _, err := v.c.Logical().DeleteWithContext(dctx, v.mount+"/keys/"+name); err != nil {
-		return vaultError("delete key "+name, err, keyring.ErrUnknownKey)
-	}
-	return nil
+	_, err := v.call(ctx, "delete key", name, http.MethodDelete, "keys/"+name, nil, keyring.ErrUnknownKey)
+	return err
 }
 
 // Handle implements Store with transit/hmac under the store key.
@@ -190,49 +199,21 @@ func (v *Vault) Handle(ctx context.Context, namespace, subject string) (string, 
 	return handleOf(mac)
 }
 
-// vaultError maps a Vault failure to a keyring sentinel; notFound is the
-// sentinel for a missing key.
-func vaultError(what string, err error, notFound error) error {
-	var re *api.ResponseError
-	if errors.As(err, &re) {
-		text := strings.Join(re.Errors, "; ")
-		switch {
-		case re.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrPermission)
-		case re.StatusCode == http.StatusBadRequest && strings.Contains(text, "encryption key not found"):
-			// Transit's own answer for a key that does not exist. A 404
-			// ("no handler for route": wrong mount, a proxy) is not: it
-			// must not make payloads "erased" or a shred find "no key".
-			return fmt.Errorf("subject: vault %s: key not found: %w", what, notFound)
-		case re.StatusCode == http.StatusNotFound:
-			return fmt.Errorf("subject: vault %s: %s (is the transit mount right?): %w", what, truncate(text), keyring.ErrUnavailable)
-		case re.StatusCode == http.StatusBadRequest:
-			return fmt.Errorf("subject: vault %s: %s: %w", what, truncate(text), keyring.ErrUnwrap)
-		}
-		return fmt.Errorf("subject: vault %s: status %d: %w", what, re.StatusCode, keyring.ErrUnavailable)
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("subject: vault %s: %w", what, err)
-	}
-	return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrUnavailable)
-}
-
 // hmac returns the HMAC of input (base64) under version 1 of the
 // transit key name; nil if there is no such key.
 func (v *Vault) hmac(ctx context.Context, name, input string) ([]byte, error) {
-	s, err := v.write(ctx, "hmac/"+name, map[string]any{"input": input, "key_version": 1})
+	data, err := v.call(ctx, "hmac with key", name, http.MethodPost, "hmac/"+name, map[string]any{"input": input, "key_version": 1}, errNoKey)
 	if err != nil {
-		err = vaultError("hmac with key "+name, err, errNoKey)
 		if errors.Is(err, errNoKey) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	var mac string
-	if s != nil && s.Data != nil {
-		mac, _ = s.Data["hmac"].(string)
+	var ans struct {
+		HMAC string `json:"hmac"`
 	}
-	_, b64, ok := strings.Cut(strings.TrimPrefix(mac, "vault:"), ":")
+	json.Unmarshal(data, &ans)
+	_, b64, ok := strings.Cut(strings.TrimPrefix(ans.HMAC, "vault:"), ":")
 	raw, derr := base64.StdEncoding.DecodeString(b64)
 	if !ok || derr != nil || len(raw) < 16 {
 		return nil, fmt.Errorf("subject: vault hmac with key %s: malformed answer: %w", name, keyring.ErrUnavailable)
@@ -299,15 +280,17 @@ func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey,
 			return keyring.DataKey{}, blocked(handle)
 		}
 	}
-	s, err := v.write(ctx, "datakey/plaintext/"+name, map[string]any{"bits": 256})
+	data, err := v.call(ctx, "datakey", name, http.MethodPost, "datakey/plaintext/"+name, map[string]any{"bits": 256}, errNoKey)
+	if errors.Is(err, errNoKey) {
+		// Shredded between the fingerprint and now.
+		return keyring.DataKey{}, blocked(handle)
+	}
 	if err != nil {
-		return keyring.DataKey{}, vaultError("datakey "+name, err, keyring.ErrErased)
+		return keyring.DataKey{}, err
 	}
-	if s == nil || s.Data == nil {
-		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: empty answer: %w", name, keyring.ErrUnavailable)
-	}
-	pt, _ := s.Data["plaintext"].(string)
-	ct, _ := s.Data["ciphertext"].(string)
+	var ans struct{ Plaintext, Ciphertext string }
+	json.Unmarshal(data, &ans)
+	pt, ct := ans.Plaintext, ans.Ciphertext
 	dek, err := base64.StdEncoding.DecodeString(pt)
 	if err != nil || len(dek) != keyring.DataKeySize || !strings.HasPrefix(ct, "vault:v") {
 		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: malformed answer: %w", name, keyring.ErrUnavailable)
@@ -369,18 +352,18 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 	for j, i := range idx {
 		batch[j] = map[string]string{"ciphertext": string(keys[i].Wrapped)}
 	}
-	s, err := v.write(ctx, "decrypt/"+name, map[string]any{"batch_input": batch})
+	data, err := v.call(ctx, "decrypt with key", name, http.MethodPost, "decrypt/"+name, map[string]any{"batch_input": batch}, errNoKey)
 	if err != nil {
-		err = vaultError("decrypt with key "+name, err, errNoKey)
 		if errors.Is(err, keyring.ErrUnwrap) || errors.Is(err, errNoKey) {
 			return v.explain(ctx, handle, birth, keys[idx[0]].KeyID, err)
 		}
 		return err
 	}
-	var res []any
-	if s != nil && s.Data != nil {
-		res, _ = s.Data["batch_results"].([]any)
+	var ans struct {
+		BatchResults []any `json:"batch_results"`
 	}
+	json.Unmarshal(data, &ans)
+	res := ans.BatchResults
 	if len(res) != len(idx) {
 		return fmt.Errorf("subject: vault decrypt with key %s: %d results for %d items: %w", name, len(res), len(idx), keyring.ErrUnavailable)
 	}

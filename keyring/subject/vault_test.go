@@ -41,7 +41,7 @@ func vaultStoreWithToken(t testing.TB, v *testenv.Vault, rt http.RoundTripper, t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { kr.Close() })
-	s, err := subject.NewVault(context.Background(), subject.VaultConfig{Client: kr.APIClient()})
+	s, err := subject.NewVault(context.Background(), subject.VaultConfig{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func initVaultStore(t testing.TB, v *testenv.Vault) {
 		t.Fatal(err)
 	}
 	defer kr.Close()
-	if _, err := subject.InitVault(context.Background(), subject.VaultConfig{Client: kr.APIClient()}); err != nil {
+	if _, err := subject.InitVault(context.Background(), subject.VaultConfig{Keyring: kr}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -81,7 +81,7 @@ func TestVaultStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer kr.Close()
-		if _, err := subject.NewVault(context.Background(), subject.VaultConfig{Client: kr.APIClient()}); !errors.Is(err, subject.ErrNotInitialised) {
+		if _, err := subject.NewVault(context.Background(), subject.VaultConfig{Keyring: kr}); !errors.Is(err, subject.ErrNotInitialised) {
 			t.Fatalf("a mount without a store: err %v, want ErrNotInitialised", err)
 		}
 	})
