@@ -289,3 +289,17 @@ func indexPending(missing []*pendingKey, by map[uint64][]*pendingKey, m *pending
 	by[m.hash] = append(by[m.hash], m)
 	return by
 }
+
+// decodeKeysCached reports how many unwrapped data keys c keeps, and how
+// many of them are under a data subject's key (tests).
+func (c *Codec) decodeKeysCached() (all, subject int) {
+	for _, h := range c.core.dec.Keys() {
+		if k, ok := c.core.dec.Peek(h); ok {
+			all++
+			if keyring.IsSubjectKeyID(k.keyID) {
+				subject++
+			}
+		}
+	}
+	return all, subject
+}
