@@ -234,4 +234,3 @@ func TestForgedSubjectKeyIDsFailAsUnknown(t *testing.T) {
 		t.Errorf("%d store calls for a request of forged key IDs, want at most 2", n)
 	}
 }
-
