@@ -3,20 +3,30 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/codecenv"
 	"github.com/envelopecodec/envelope/internal/testenv"
+	"github.com/envelopecodec/envelope/keyring"
 )
 
 const erasedText = "[erased: data subject key shredded]"
@@ -259,4 +269,254 @@ func jsonDoc(s string) any {
 	var doc any
 	json.Unmarshal([]byte(s), &doc)
 	return doc
+}
+
+// person is the data subject of TestErasureForgetsThePerson: an e-mail
+// address, as real applications use.
+const person = "ada.smith@example.com"
+
+// personRefs are the spellings of the person an output must not hold.
+var personRefs = []string{"ada.smith", "ada%2esmith", "ada.smith@example.com"}
+
+// assertForgets fails if what holds the person, in any case.
+func assertForgets(t *testing.T, what, s string) {
+	t.Helper()
+	low := strings.ToLower(s)
+	for _, ref := range personRefs {
+		if strings.Contains(low, ref) {
+			i := strings.Index(low, ref)
+			t.Errorf("%s holds the subject ID %q: ...%s...", what, ref, s[max(0, i-80):min(len(s), i+80)])
+			return
+		}
+	}
+}
+
+// runCodecServerCmd runs bin/codec-server with only env (and PATH) in its
+// environment.
+func runCodecServerCmd(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(testenv.RepoRoot(t), "bin", "codec-server"), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+// TestErasureForgetsThePerson: a worker seals for ada.smith@example.com in
+// two namespaces through codecenv.Load with the store set only in the
+// environment, for the Vault store and the dir store. No payload byte or
+// metadata value, no store file name or content, no codec server log or
+// audit line, no Vault key name and no line of Vault's file audit device
+// holds the subject ID; a shred in orders leaves billing readable; a seal
+// after the shred fails until the subject is re-admitted; a server on a
+// store that was never initialised refuses to start; a payload naming a
+// subject key that never existed fails as unknown, not erased.
+func TestErasureForgetsThePerson(t *testing.T) {
+	t.Parallel()
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	vaultAudit := filepath.Join(t.TempDir(), "vault-audit.log")
+	v.Write(t, "sys/audit/file", map[string]any{"type": "file", "options": map[string]any{"file_path": vaultAudit}})
+
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.json")
+	if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(dir, "subjects")
+	stores := []struct {
+		name string
+		env  []string
+	}{
+		{"vault", []string{"VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=" + v.Token, "CODEC_SERVER_VAULT_KEY=temporal", "CODEC_SERVER_SUBJECT_STORE=vault"}},
+		{"dir", []string{"CODEC_SERVER_KEYS_FILE=" + keys, "CODEC_SERVER_SUBJECT_STORE=dir", "CODEC_SERVER_SUBJECT_DIR=" + folder}},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			lookup := func(k string) (string, bool) {
+				for _, kv := range st.env {
+					if name, val, _ := strings.Cut(kv, "="); name == k {
+						return val, true
+					}
+				}
+				return "", false
+			}
+			if st.name == "dir" {
+				if err := os.Mkdir(folder, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A server on a store that was never initialised (an empty
+			// folder, a mount without the store key) refuses to start,
+			// saying so in one line that names the command.
+			_, errOut, code := runCodecServerCmd(t, st.env, "--listen", "127.0.0.1:0")
+			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			if last := lines[len(lines)-1]; code == 0 || !strings.Contains(last, "not an initialised data subject key store") || !strings.Contains(last, "codec-server keys init-subject-store") {
+				t.Fatalf("server on an uninitialised %s store: exit %d, stderr:\n%s", st.name, code, errOut)
+			}
+			if out, errOut, code := runCodecServerCmd(t, st.env, "keys", "init-subject-store"); code != 0 {
+				t.Fatalf("keys init-subject-store: exit %d\n%s%s", code, out, errOut)
+			}
+
+			subjectOf := func(sc converter.SerializationContext) string {
+				if w, ok := sc.(converter.WorkflowSerializationContext); ok {
+					id, _ := strings.CutPrefix(w.WorkflowID, "onboard-")
+					return id
+				}
+				return ""
+			}
+			load := func() *codecenv.Env {
+				o := codecenv.Options{LookupEnv: lookup, Codec: codec.Options{Subject: subjectOf}}
+				o.Temporal.DisableFile = true
+				e, err := codecenv.Load(context.Background(), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { e.Close() })
+				return e
+			}
+			worker := load()
+			seal := func(e *codecenv.Env, ns, text string) ([]*commonpb.Payload, error) {
+				return e.Codec.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: ns, WorkflowID: "onboard-" + person}).Encode(
+					[]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(strconv.Quote(text))}})
+			}
+			orders, err := seal(worker, "orders", "order of Ada")
+			if err != nil {
+				t.Fatal(err)
+			}
+			billing, err := seal(worker, "billing", "invoice of Ada")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range append(orders, billing...) {
+				assertForgets(t, "payload data", string(p.Data))
+				for k, val := range p.Metadata {
+					assertForgets(t, "payload metadata "+k, string(val))
+				}
+			}
+
+			csOpts := testenv.CodecServerOptions{Args: []string{"--log-format", "json"}, Env: st.env}
+			cs := testenv.StartCodecServer(t, csOpts)
+			var logs []string // every codec server's log and audit lines
+			decode := func(ns string, ps ...*commonpb.Payload) (int, string, string) {
+				t.Helper()
+				body, _ := protojson.Marshal(&commonpb.Payloads{Payloads: ps})
+				req, _ := http.NewRequest("POST", cs.URL+"/decode", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Namespace", ns)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, resp.Header.Get("X-Erased-Payloads"), string(b)
+			}
+			if status, _, body := decode("orders", orders...); status != 200 || !strings.Contains(body, base64.StdEncoding.EncodeToString([]byte(`"order of Ada"`))) {
+				t.Fatalf("decode in orders before the shred: %d %s", status, body)
+			}
+			// A server that cached the key may use it for SubjectKeyMaxAge
+			// after the shred; the checks below use one started after it.
+			cs.Process().Stop()
+			logs = append(logs, cs.Output())
+
+			// Shred in orders, as the operator; the audit line names the
+			// handle and the ticket, never the person.
+			auditFile := filepath.Join(t.TempDir(), "shred-audit.jsonl")
+			shredOut, shredErr, code := runCodecServerCmd(t, append(st.env, "USER=dpo"), "keys", "shred", "--namespace", "orders", "--subject", person, "--reference", "TICKET-123", "--audit-log", auditFile)
+			if code != 0 {
+				t.Fatalf("keys shred: exit %d\n%s%s", code, shredOut, shredErr)
+			}
+			shredAudit, _ := os.ReadFile(auditFile)
+			if !strings.Contains(string(shredAudit), `"reference":"TICKET-123"`) || !strings.Contains(string(shredAudit), `"namespace":"orders"`) {
+				t.Errorf("shred audit line: %s", shredAudit)
+			}
+			assertForgets(t, "keys shred's output", shredOut+shredErr)
+			assertForgets(t, "keys shred's audit line", string(shredAudit))
+
+			cs = testenv.StartCodecServer(t, csOpts)
+			// orders is erased, billing is not.
+			status, erased, body := decode("orders", orders...)
+			if status != 200 || erased != "1" || !strings.Contains(body, base64.StdEncoding.EncodeToString([]byte(strconv.Quote(erasedText)))) {
+				t.Errorf("decode in orders after the shred: %d, %s erased, %s", status, erased, body)
+			}
+			if status, erased, body := decode("billing", billing...); status != 200 || erased != "" || !strings.Contains(body, base64.StdEncoding.EncodeToString([]byte(`"invoice of Ada"`))) {
+				t.Errorf("decode in billing after the shred in orders: %d, %q erased, %s", status, erased, body)
+			}
+
+			// A seal after the shred fails (a new worker: nothing cached)
+			// until the person is re-admitted; billing seals as before.
+			w2 := load()
+			if _, err := seal(w2, "orders", "new order"); !errors.Is(err, codec.ErrErased) {
+				t.Errorf("seal in orders after the shred: %v, want codec.ErrErased", err)
+			} else {
+				assertForgets(t, "the seal error", err.Error())
+			}
+			if _, err := seal(w2, "billing", "new invoice"); err != nil {
+				t.Errorf("seal in billing after the shred in orders: %v", err)
+			}
+			if out, errOut, code := runCodecServerCmd(t, st.env, "keys", "readmit", "--namespace", "orders", "--subject", person, "--reference", "TICKET-124"); code != 0 {
+				t.Fatalf("keys readmit: exit %d\n%s%s", code, out, errOut)
+			}
+			again, err := seal(load(), "orders", "order after re-admission")
+			if err != nil {
+				t.Fatalf("seal in orders after the re-admission: %v", err)
+			}
+			if string(again[0].Metadata["encryption-key-id"]) == string(orders[0].Metadata["encryption-key-id"]) {
+				t.Error("the re-admitted person got the shredded key back")
+			}
+			if status, erased, _ := decode("orders", orders...); status != 200 || erased != "1" {
+				t.Errorf("the shredded payload after the re-admission: %d, %q erased; want still erased", status, erased)
+			}
+
+			// A payload naming a subject key that never existed fails as
+			// unknown, not as erased.
+			forged := &commonpb.Payload{Metadata: map[string][]byte{}, Data: billing[0].Data}
+			for k, val := range billing[0].Metadata {
+				forged.Metadata[k] = val
+			}
+			forged.Metadata["encryption-key-id"] = []byte("subject/" + st.name + "/" + strings.Repeat("0f", 16) + "/0011223344556677")
+			if status, erased, body := decode("billing", forged); status == 200 || erased != "" {
+				t.Errorf("a payload naming a subject key that never existed: %d, %q erased, %s; want a refusal", status, erased, body)
+			}
+
+			// Nothing the store, the server or Vault keeps names the person.
+			cs.Process().Stop() // writes out the buffered audit lines
+			for _, l := range append(logs, cs.Output()) {
+				assertForgets(t, "the codec server's log and audit lines", l)
+			}
+			if !strings.Contains(cs.Output(), `"msg":"erased payloads"`) || !strings.Contains(cs.Output(), `"msg":"audit"`) {
+				t.Errorf("the codec server logged no erased payloads or no audit line; the check above proves nothing (%d bytes):\n%s", len(cs.Output()), cs.Output())
+			}
+			if st.name == "dir" {
+				ents, _ := os.ReadDir(folder)
+				for _, e := range ents {
+					b, _ := os.ReadFile(filepath.Join(folder, e.Name()))
+					assertForgets(t, "store file name "+e.Name(), e.Name())
+					assertForgets(t, "store file "+e.Name(), string(b))
+				}
+			} else {
+				_, list, err := v.Request("LIST", "transit/keys", "", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				names, _ := json.Marshal(list)
+				assertForgets(t, "Vault's transit key names", string(names))
+			}
+		})
+	}
+	audit, err := os.ReadFile(vaultAudit)
+	if err != nil || len(audit) == 0 {
+		t.Fatalf("Vault's file audit device wrote nothing: %v", err)
+	}
+	if !strings.Contains(string(audit), "transit/hmac/subject-store") {
+		t.Fatalf("Vault's audit log has no handle derivation; the test would prove nothing:\n%.2000s", audit)
+	}
+	for i, line := range strings.Split(string(audit), "\n") {
+		assertForgets(t, fmt.Sprintf("Vault's audit log line %d", i+1), line)
+	}
 }
