@@ -234,3 +234,42 @@ func TestForgedSubjectKeyIDsFailAsUnknown(t *testing.T) {
 		t.Errorf("%d store calls for a request of forged key IDs, want at most 2", n)
 	}
 }
+
+// BenchmarkForgedSubjectKeyIDs decodes, as the codec server does
+// (DecodeErasable), one request of 10,000 payloads naming 10,000 distinct
+// subject keys that never existed: CPU per request. The baseline is the
+// same request with 10,000 payloads under one real subject key.
+func BenchmarkForgedSubjectKeyIDs(b *testing.B) {
+	d, _ := subject.InitDir(filepath.Join(b.TempDir(), "subjects"))
+	kr, _ := subject.New(keyringtest.New(), d, subject.Options{})
+	c, _ := codec.New(kr, codec.Options{})
+	in := make([]*commonpb.Payload, 10000)
+	for i := range in {
+		in[i] = plain("x")
+	}
+	sealed, err := c.ForSubject("customer-1").Encode(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	forged := make([]*commonpb.Payload, len(sealed))
+	for i, p := range sealed {
+		md := map[string][]byte{}
+		for k, v := range p.Metadata {
+			md[k] = v
+		}
+		md["encryption-key-id"] = fmt.Appendf(nil, "subject/dir/%032x/%016x", i, i)
+		forged[i] = &commonpb.Payload{Metadata: md, Data: p.Data}
+	}
+	for _, bc := range []struct {
+		name string
+		in   []*commonpb.Payload
+	}{{"genuine", sealed}, {"forged", forged}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				fresh, _ := codec.New(kr, codec.Options{})
+				fresh.DecodeErasable(context.Background(), bc.in)
+			}
+		})
+	}
+}
