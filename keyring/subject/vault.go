@@ -180,7 +180,7 @@ func (v *Vault) createKey(ctx context.Context, name string) error {
 
 // deleteKey allows deletion of a transit key and deletes it.
 func (v *Vault) deleteKey(ctx context.Context, name string) error {
-	if _, err := v.call(ctx, "allow deletion of key", name, http.MethodPost, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}, keyring.ErrUnknownKey); err != nil {
+	if _, err := v.call(ctx, "allow deletion", name, http.MethodPost, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}, keyring.ErrUnknownKey); err != nil {
 		return err
 	}
 	_, err := v.call(ctx, "delete key", name, http.MethodDelete, "keys/"+name, nil, keyring.ErrUnknownKey)
@@ -202,7 +202,7 @@ func (v *Vault) Handle(ctx context.Context, namespace, subject string) (string, 
 // hmac returns the HMAC of input (base64) under version 1 of the
 // transit key name; nil if there is no such key.
 func (v *Vault) hmac(ctx context.Context, name, input string) ([]byte, error) {
-	data, err := v.call(ctx, "hmac with key", name, http.MethodPost, "hmac/"+name, map[string]any{"input": input, "key_version": 1}, errNoKey)
+	data, err := v.call(ctx, "hmac", name, http.MethodPost, "hmac/"+name, map[string]any{"input": input, "key_version": 1}, errNoKey)
 	if err != nil {
 		if errors.Is(err, errNoKey) {
 			return nil, nil
@@ -352,7 +352,7 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 	for j, i := range idx {
 		batch[j] = map[string]string{"ciphertext": string(keys[i].Wrapped)}
 	}
-	data, err := v.call(ctx, "decrypt with key", name, http.MethodPost, "decrypt/"+name, map[string]any{"batch_input": batch}, errNoKey)
+	data, err := v.call(ctx, "decrypt", name, http.MethodPost, "decrypt/"+name, map[string]any{"batch_input": batch}, errNoKey)
 	if err != nil {
 		if errors.Is(err, keyring.ErrUnwrap) || errors.Is(err, errNoKey) {
 			return v.explain(ctx, handle, birth, keys[idx[0]].KeyID, err)
