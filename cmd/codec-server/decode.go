@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/keyconfig"
 )
 
@@ -28,7 +29,9 @@ Reads the output of 'temporal workflow show -o json' (or -o jsonl, or any
 JSON holding Temporal payloads) from FILE, or from standard input when FILE
 is missing or "-", and prints it with every payload decoded: for incident
 work without a running codec server. The keyring flags are the server's
-(--keys-file, --vault-*, and their environment variables).
+(--keys-file, --vault-*, --subject-* and their environment variables); it
+decodes through the server's codec chain, so a payload of an erased data
+subject shows as the server shows it.
 
 Exit status: 0 when every payload decoded, 1 when the input or a payload
 could not be read (nothing is printed then), 2 for bad usage.
@@ -79,14 +82,10 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return 1
 	}
 	defer opened.Close()
-	cdc, err := codec.New(opened.Keyring, codec.Options{Namespace: ns})
+	codecs, err := codecChain(opened.Keyring, codec.Options{Namespace: ns}, *zlib)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
-	}
-	codecs := []converter.PayloadCodec{cdc}
-	if *zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{}))
 	}
 	var out bytes.Buffer
 	if err := decodeDocuments(ctx, in, &out, codecs); err != nil {
@@ -226,21 +225,8 @@ func trimPath(p string) string {
 	return p
 }
 
-// decodeChain decodes with codecs in the SDK's order (the first codec
-// first).
+// decodeChain decodes with codecs as the server does (codecserver.Decode).
 func decodeChain(ctx context.Context, codecs []converter.PayloadCodec, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	var err error
-	for _, c := range codecs {
-		if cc, ok := c.(interface {
-			DecodeContext(context.Context, []*commonpb.Payload) ([]*commonpb.Payload, error)
-		}); ok {
-			ps, err = cc.DecodeContext(ctx, ps)
-		} else {
-			ps, err = c.Decode(ps)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return ps, nil
+	out, _, err := codecserver.Decode(ctx, codecs, ps)
+	return out, err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/envelopecodec/envelope/codecserver"
 	"github.com/envelopecodec/envelope/internal/loopback"
 	"github.com/envelopecodec/envelope/keyconfig"
+	"github.com/envelopecodec/envelope/keyring"
 )
 
 // DevUIOrigins are the origins of the Temporal dev server's Web UI, allowed
@@ -377,31 +378,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if metrics != nil {
 		c.Keys.OnReload = metrics.ObserveKeyReload
 	}
-	keys, err := c.Keys.Open(ctx, m.logger)
+	codecs, kr, err := m.openCodecs(ctx, metrics)
 	if err != nil {
 		return err
-	}
-	m.closers = append(m.closers, keys)
-	kr := codecserver.InstrumentKeyring(keys.Keyring, metrics)
-	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
-	if err != nil {
-		return err
-	}
-	cdc, err := codec.New(kr, codec.Options{
-		Namespace:         c.DefaultNamespace,
-		DecodeObserver:    metrics.ObserveDecode,
-		NamespaceAliases:  aliases,
-		RefuseV1:          c.RefuseV1,
-		RefuseLegacy:      c.RefuseLegacy,
-		RequireEncryption: c.RequireEncryption,
-	})
-	if err != nil {
-		return err
-	}
-
-	codecs := []converter.PayloadCodec{cdc}
-	if c.Zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
 	}
 	scfg := codecserver.Config{
 		Codecs:           codecs,
@@ -420,41 +399,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// /encode and /decode require one, probes and /metrics do not.
 		RequireClientCert: c.TLSClientCA != "",
 	}
-	if c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" {
-		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{
-			JWKSURL: c.JWKSURL, OIDCIssuer: c.OIDCIssuer, JWKSFile: c.JWKSFile,
-			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
-			Algorithms:       splitComma(c.JWTAlgorithms),
-			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
-			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
-		})
-		if err != nil {
-			return err
-		}
-		scfg.JWT = v
-		if c.JWTAudience == "" {
-			m.logger.Warn("JWT: no --jwt-audience: tokens minted for other services are accepted too")
-		}
-	}
-	if len(c.ClientPermissions) > 0 {
-		if scfg.ClientCertPermissions, err = codecserver.ParseClientCertPermissions(c.ClientPermissions); err != nil {
-			return err
-		}
-	}
-	if !c.AuthConfigured() {
-		scfg.Unauthenticated = true
-		// On loopback, answer only requests for a loopback name: a web
-		// page cannot reach the server through DNS rebinding.
-		host, _, _ := net.SplitHostPort(c.Listen)
-		scfg.LoopbackHostOnly = loopback.Host(host)
-		if len(scfg.CORSOrigins) == 0 {
-			scfg.CORSOrigins = DevUIOrigins
-		}
-		if c.InsecureNoAuth {
-			m.logger.Warn("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach this address can decrypt payloads", "listen", c.Listen)
-		} else {
-			m.logger.Warn("no authentication configured: serving on loopback only; configure JWT or mTLS before exposing it", "listen", c.Listen)
-		}
+	if err := m.configureAuth(ctx, &scfg); err != nil {
+		return err
 	}
 	if c.Audit {
 		w := io.Writer(m.Stderr)
@@ -477,29 +423,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	var tlsCfg *tls.Config
-	if c.TLSCert != "" {
-		cr, err := codecserver.NewCertReloader(c.TLSCert, c.TLSKey, m.logger, metrics)
-		if err != nil {
-			return err
-		}
-		var ca *codecserver.ClientCAReloader
-		if c.TLSClientCA != "" {
-			if ca, err = codecserver.NewClientCAReloader(c.TLSClientCA, m.logger); err != nil {
-				return err
-			}
-		}
-		if tlsCfg, err = codecserver.TLSConfigReloading(cr, ca); err != nil {
-			return err
-		}
-		if c.TLSReload > 0 {
-			m.wg.Add(1)
-			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
-			if ca != nil {
-				m.wg.Add(1)
-				go func() { defer m.wg.Done(); ca.Watch(bg, c.TLSReload) }()
-			}
-		}
+	tlsCfg, err := m.tlsConfig(bg, metrics)
+	if err != nil {
+		return err
 	}
 
 	m.srv = &http.Server{
@@ -544,6 +470,121 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.logger.Info("codec server listening", "url", m.URL(), "auth", auth, "keyring", c.Keys.Source(),
 		"cors_origins", strings.Join(origins, ","), "metrics", c.Metrics, "audit", c.Audit, "mtls", c.TLSClientCA != "")
 	return nil
+}
+
+// openCodecs opens the keys (keyconfig) and builds the codec chain the
+// server decodes with: the envelope codec, then zlib with --zlib.
+func (m *Main) openCodecs(ctx context.Context, metrics *codecserver.Metrics) ([]converter.PayloadCodec, keyring.Keyring, error) {
+	c := &m.Config
+	keys, err := c.Keys.Open(ctx, m.logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers = append(m.closers, keys)
+	kr := codecserver.InstrumentKeyring(keys.Keyring, metrics)
+	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
+	if err != nil {
+		return nil, nil, err
+	}
+	codecs, err := codecChain(kr, codec.Options{
+		Namespace:         c.DefaultNamespace,
+		DecodeObserver:    metrics.ObserveDecode,
+		NamespaceAliases:  aliases,
+		RefuseV1:          c.RefuseV1,
+		RefuseLegacy:      c.RefuseLegacy,
+		RequireEncryption: c.RequireEncryption,
+	}, c.Zlib)
+	return codecs, kr, err
+}
+
+// codecChain is the codec chain of the server and of decode: the envelope
+// codec on kr, then, with zlib, the SDK's zlib codec for decoding.
+func codecChain(kr keyring.Keyring, opts codec.Options, zlib bool) ([]converter.PayloadCodec, error) {
+	cdc, err := codec.New(kr, opts)
+	if err != nil {
+		return nil, err
+	}
+	codecs := []converter.PayloadCodec{cdc}
+	if zlib {
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
+	}
+	return codecs, nil
+}
+
+// configureAuth sets the JWT verifier and the client certificate
+// permissions of scfg, or, with neither, serving without authentication.
+func (m *Main) configureAuth(ctx context.Context, scfg *codecserver.Config) error {
+	c := &m.Config
+	var err error
+	if c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" {
+		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{
+			JWKSURL: c.JWKSURL, OIDCIssuer: c.OIDCIssuer, JWKSFile: c.JWKSFile,
+			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
+			Algorithms:       splitComma(c.JWTAlgorithms),
+			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
+			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
+		})
+		if err != nil {
+			return err
+		}
+		scfg.JWT = v
+		if c.JWTAudience == "" {
+			m.logger.Warn("JWT: no --jwt-audience: tokens minted for other services are accepted too")
+		}
+	}
+	if len(c.ClientPermissions) > 0 {
+		if scfg.ClientCertPermissions, err = codecserver.ParseClientCertPermissions(c.ClientPermissions); err != nil {
+			return err
+		}
+	}
+	if !c.AuthConfigured() {
+		scfg.Unauthenticated = true
+		// On loopback, answer only requests for a loopback name: a web
+		// page cannot reach the server through DNS rebinding.
+		host, _, _ := net.SplitHostPort(c.Listen)
+		scfg.LoopbackHostOnly = loopback.Host(host)
+		if len(scfg.CORSOrigins) == 0 {
+			scfg.CORSOrigins = DevUIOrigins
+		}
+		if c.InsecureNoAuth {
+			m.logger.Warn("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach this address can decrypt payloads", "listen", c.Listen)
+		} else {
+			m.logger.Warn("no authentication configured: serving on loopback only; configure JWT or mTLS before exposing it", "listen", c.Listen)
+		}
+	}
+	return nil
+}
+
+// tlsConfig returns the TLS configuration (nil without --tls-cert), with
+// the certificate and the client CA reloaded every --tls-reload until bg
+// ends.
+func (m *Main) tlsConfig(bg context.Context, metrics *codecserver.Metrics) (*tls.Config, error) {
+	c := &m.Config
+	var tlsCfg *tls.Config
+	if c.TLSCert != "" {
+		cr, err := codecserver.NewCertReloader(c.TLSCert, c.TLSKey, m.logger, metrics)
+		if err != nil {
+			return nil, err
+		}
+		var ca *codecserver.ClientCAReloader
+		if c.TLSClientCA != "" {
+			if ca, err = codecserver.NewClientCAReloader(c.TLSClientCA, m.logger); err != nil {
+				return nil, err
+			}
+		}
+		if tlsCfg, err = codecserver.TLSConfigReloading(cr, ca); err != nil {
+			return nil, err
+		}
+		if c.TLSReload > 0 {
+			m.wg.Add(1)
+			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
+			if ca != nil {
+				m.wg.Add(1)
+				go func() { defer m.wg.Done(); ca.Watch(bg, c.TLSReload) }()
+			}
+		}
+	}
+	return tlsCfg, nil
 }
 
 // Close stops accepting requests, lets running ones finish within
