@@ -183,6 +183,14 @@ func (c *core) purgeOnNewGeneration() {
 	c.dropSubjectKeys(c.opts.Now(), true)
 }
 
+// watchShreds has a keyring that shreds in-process (keyring.ShredNotifier)
+// tell c, so that a shred drops every cached data subject key at once.
+func (c *core) watchShreds() {
+	if n, ok := c.kr.(keyring.ShredNotifier); ok {
+		n.NotifyShred(func() { c.dropSubjectKeys(c.opts.Now(), true) })
+	}
+}
+
 // subjectSweeper is the timer that drops data subject keys from the
 // caches when they expire.
 type subjectSweeper struct {

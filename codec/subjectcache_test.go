@@ -273,3 +273,32 @@ func BenchmarkForgedSubjectKeyIDs(b *testing.B) {
 		})
 	}
 }
+
+// TestInProcessShredDropsCachedSubjectKeysAtOnce: a shred through the
+// keyring a codec uses removes every cached data subject key from the
+// codec's memory before Shred returns, with no encode or decode in
+// between; the namespace's keys stay. (A shred used to purge nothing: the
+// same process sealed with the shredded key right after it.)
+func TestInProcessShredDropsCachedSubjectKeysAtOnce(t *testing.T) {
+	t.Parallel()
+	kr := subjectKeyring(t)
+	c, _ := codec.New(kr, codec.Options{})
+	sealed, err := c.ForSubject("customer-1").Encode([]*commonpb.Payload{plain("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := c.Encode([]*commonpb.Payload{plain("y")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(append(sealed, ns...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := kr.Shred(context.Background(), subject.Request{Namespace: codec.DefaultNamespace, Subject: "customer-2"}); err != nil {
+		t.Fatal(err)
+	}
+	all, subj := codec.DecodeKeysCached(c)
+	if n := codec.SealKeysCached(c); n != 1 || subj != 0 || all != 1 {
+		t.Errorf("right after a shred: %d sealing keys, %d decode keys (%d of subjects); want the namespace's 1, 1, 0", n, all, subj)
+	}
+}

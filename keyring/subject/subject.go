@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +128,9 @@ type Keyring struct {
 	// shreds counts shreds made through this Keyring: KeyGeneration
 	// adds it, so the codec drops its cached subject keys at once.
 	shreds atomic.Uint64
+
+	mu       sync.Mutex
+	onShreds []func() // NotifyShred
 }
 
 var (
@@ -134,7 +138,16 @@ var (
 	_ keyring.Rotating       = (*Keyring)(nil)
 	_ keyring.Checker        = (*Keyring)(nil)
 	_ keyring.LegacyKeys     = (*Keyring)(nil)
+	_ keyring.ShredNotifier  = (*Keyring)(nil)
 )
+
+// NotifyShred implements keyring.ShredNotifier: f runs after every shred
+// made through this Keyring (codec.New registers its caches' purge).
+func (k *Keyring) NotifyShred(f func()) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.onShreds = append(k.onShreds, f)
+}
 
 // handleCacheSize bounds the handles a Keyring remembers.
 const handleCacheSize = 4096
@@ -284,8 +297,15 @@ type Request struct {
 // cached subject keys at once (KeyGeneration changes). Other processes
 // drop theirs within codec.Options.SubjectKeyMaxAge.
 func (k *Keyring) Shred(ctx context.Context, req Request) (handle string, existed bool, err error) {
-	defer k.shreds.Add(1)
-	return Shred(ctx, k.store, req, k.opts.AuditLog)
+	h, existed, err := Shred(ctx, k.store, req, k.opts.AuditLog)
+	k.shreds.Add(1)
+	k.mu.Lock()
+	fs := append([]func(){}, k.onShreds...)
+	k.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+	return h, existed, err
 }
 
 // Readmit lifts the block a shred left on req's subject (see the package
