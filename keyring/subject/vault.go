@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/vault"
@@ -324,9 +325,16 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 	errs := make([]error, len(groups))
 	sem := make(chan struct{}, v.parallel)
 	var wg sync.WaitGroup
+	// The first failure fails the call: no more decrypts are started
+	// (a request of many forged key IDs costs a few calls, not one each).
+	var failed atomic.Bool
 	for gi, g := range groups {
-		wg.Add(1)
 		sem <- struct{}{}
+		if failed.Load() {
+			<-sem
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if err := v.decrypt(ctx, g.handle, g.birth, keys, g.idx, out); err != nil {
@@ -334,6 +342,7 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 					err = &keyring.KeyError{Index: g.idx[0], Err: err}
 				}
 				errs[gi] = err
+				failed.Store(true)
 			}
 		}()
 	}

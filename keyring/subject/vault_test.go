@@ -255,3 +255,27 @@ func TestVaultCallsPer10000Payloads(t *testing.T) {
 		t.Errorf("open again: %d Vault calls, want 0 (decode cache)", cachedCalls)
 	}
 }
+
+// TestVaultForgedKeyIDsCostAFewCalls: one unwrap of 1,000 key IDs naming
+// handles that never had a key fails as unknown after a few Vault calls,
+// not one decrypt per handle.
+func TestVaultForgedKeyIDsCostAFewCalls(t *testing.T) {
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	initVaultStore(t, v)
+	rt := &countingTransport{}
+	s := vaultStore(t, v, rt)
+	forged := make([]keyring.WrappedKey, 1000)
+	for i := range forged {
+		forged[i] = keyring.WrappedKey{KeyID: fmt.Sprintf("subject/vault/%032x/%016x", i, i), Wrapped: []byte("vault:v1:AAAA")}
+	}
+	rt.n.Store(0)
+	if _, err := s.UnwrapDataKeys(context.Background(), forged); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("forged key IDs: %v, want ErrUnknownKey", err)
+	}
+	// Up to Parallel decrypts in flight when the first fails, and the
+	// two lookups (key, tombstone) that explain each failure.
+	if n := rt.n.Load(); n > 3*subject.DefaultVaultParallel+3 {
+		t.Errorf("%d Vault calls for 1,000 forged key IDs, want at most %d", n, 3*subject.DefaultVaultParallel+3)
+	}
+}
