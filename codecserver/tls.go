@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/internal/ownerfile"
+	"github.com/envelopecodec/envelope/internal/reload"
 )
 
 // CertExpiryWarning is how close to its expiry the serving certificate
@@ -109,27 +110,20 @@ func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // Watch reloads the files every interval until ctx is done, logging
 // changes, failures and a near expiry (once a day).
 func (c *CertReloader) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	lastWarn := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			changed, err := c.Reload()
-			switch {
-			case err != nil:
-				c.logger.Error("TLS certificate reload failed; keeping the old one", "err", err)
-			case changed:
-				c.logger.Info("TLS certificate reloaded", "file", c.certFile, "not_after", c.NotAfter())
-				lastWarn = now
-			case now.Sub(lastWarn) >= 24*time.Hour:
-				c.checkExpiry(now)
-				lastWarn = now
-			}
+	reload.Every(ctx, interval, func(now time.Time) {
+		changed, err := c.Reload()
+		switch {
+		case err != nil:
+			c.logger.Error("TLS certificate reload failed; keeping the old one", "err", err)
+		case changed:
+			c.logger.Info("TLS certificate reloaded", "file", c.certFile, "not_after", c.NotAfter())
+			lastWarn = now
+		case now.Sub(lastWarn) >= 24*time.Hour:
+			c.checkExpiry(now)
+			lastWarn = now
 		}
-	}
+	})
 }
 
 // TLSConfig returns a server TLS configuration (TLS 1.2 minimum) serving
@@ -217,22 +211,15 @@ func (c *ClientCAReloader) Pool() *x509.CertPool {
 // Watch reloads the file every interval until ctx is done, logging changes
 // and failures.
 func (c *ClientCAReloader) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			changed, err := c.Reload()
-			switch {
-			case err != nil:
-				c.logger.Error("TLS client CA reload failed; keeping the old one", "err", err)
-			case changed:
-				c.logger.Info("TLS client CA reloaded", "file", c.file)
-			}
+	reload.Every(ctx, interval, func(time.Time) {
+		changed, err := c.Reload()
+		switch {
+		case err != nil:
+			c.logger.Error("TLS client CA reload failed; keeping the old one", "err", err)
+		case changed:
+			c.logger.Info("TLS client CA reloaded", "file", c.file)
 		}
-	}
+	})
 }
 
 // TLSConfigReloading is [TLSConfig] with the client CAs taken from ca at

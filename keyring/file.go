@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/internal/ownerfile"
+	"github.com/envelopecodec/envelope/internal/reload"
 )
 
 // DefaultReloadFailuresUnready is how many key file reloads in a row must
@@ -156,25 +157,18 @@ func (f *File) KeyGeneration() uint64 { return f.gen.Load() }
 // replaced by rename or by a symbolic link swap, as Kubernetes does for
 // secrets.
 func (f *File) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	reload.Every(ctx, interval, func(time.Time) {
+		before := f.ActiveKeyID()
+		changed, err := f.Reload()
+		if err != nil {
+			f.logger.Error("key file reload failed; keeping the keys loaded before", "file", f.path,
+				"failures_in_a_row", f.ReloadFailures(), "err", err)
 			return
-		case <-t.C:
-			before := f.ActiveKeyID()
-			changed, err := f.Reload()
-			if err != nil {
-				f.logger.Error("key file reload failed; keeping the keys loaded before", "file", f.path,
-					"failures_in_a_row", f.ReloadFailures(), "err", err)
-				continue
-			}
-			if changed {
-				f.logger.Info("key file reloaded", "file", f.path, "active_key_id", f.ActiveKeyID(), "active_key_changed", before != f.ActiveKeyID())
-			}
 		}
-	}
+		if changed {
+			f.logger.Info("key file reloaded", "file", f.path, "active_key_id", f.ActiveKeyID(), "active_key_changed", before != f.ActiveKeyID())
+		}
+	})
 }
 
 func (f *File) current() *keySet {
