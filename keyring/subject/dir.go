@@ -60,11 +60,6 @@ type dirIdentity struct {
 	HandleKey []byte `json:"handle_key"` // base64 in JSON
 }
 
-// ErrNotInitialised means a folder or Vault mount is not an initialised
-// data subject key store; `codec-server keys init-subject-store` creates
-// one.
-var ErrNotInitialised = errors.New("subject: not an initialised data subject key store (create one with: codec-server keys init-subject-store)")
-
 // InitDir creates a Dir store in dir: the folder (mode 0700) if missing,
 // which must otherwise be empty and owner-only, and its identity file. It
 // refuses a folder that is already a store, or holds anything else.

@@ -45,6 +45,11 @@ import (
 	"github.com/envelopecodec/envelope/keyring"
 )
 
+// ErrNotInitialised means a folder or Vault mount is not an initialised
+// data subject key store; `codec-server keys init-subject-store` creates
+// one.
+var ErrNotInitialised = errors.New("subject: not an initialised data subject key store (create one with: codec-server keys init-subject-store)")
+
 // Store holds one key-encryption key per data subject handle.
 // Implementations must be safe for concurrent use, also across processes:
 // two callers creating the key of a new handle at the same moment must
