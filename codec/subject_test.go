@@ -131,9 +131,9 @@ type countingStore struct {
 	unwraps int
 }
 
-func (s *countingStore) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (s *countingStore) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	s.unwraps++
-	return s.Store.UnwrapDataKeys(ctx, keys)
+	return s.Store.UnwrapDataKeys(ctx, ns, keys)
 }
 
 func TestDecodeErasable(t *testing.T) {

@@ -196,9 +196,9 @@ type countingKeyStore struct {
 	calls atomic.Int64
 }
 
-func (s *countingKeyStore) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (s *countingKeyStore) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	s.calls.Add(1)
-	return s.Store.UnwrapDataKeys(ctx, keys)
+	return s.Store.UnwrapDataKeys(ctx, ns, keys)
 }
 
 // TestForgedSubjectKeyIDsFailAsUnknown: 10,000 payloads naming 10,000

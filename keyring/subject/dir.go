@@ -362,7 +362,7 @@ func subjectAEAD(key []byte) (cipher.AEAD, error) {
 }
 
 // NewDataKey implements Store.
-func (d *Dir) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, error) {
+func (d *Dir) NewDataKey(ctx context.Context, _, handle string) (keyring.DataKey, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
 	}
@@ -385,7 +385,7 @@ func (d *Dir) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, e
 
 // UnwrapDataKeys implements Store. Each handle's files are read once per
 // call.
-func (d *Dir) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (d *Dir) UnwrapDataKeys(ctx context.Context, _ string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	type state struct {
 		f *dirKeyFile
 		t *dirTombstone
@@ -446,7 +446,7 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]
 // writes the tombstone (synced), overwrites the key file with zeros,
 // syncs it, unlinks it and syncs the folder. A key file left zeroed by an
 // interrupted shred is removed.
-func (d *Dir) Shred(ctx context.Context, handle string) (bool, error) {
+func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
@@ -507,7 +507,7 @@ func (d *Dir) Shred(ctx context.Context, handle string) (bool, error) {
 
 // Readmit implements Store: the tombstone stays (old generations stay
 // erased) but no longer blocks new keys.
-func (d *Dir) Readmit(ctx context.Context, handle string) (bool, error) {
+func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}

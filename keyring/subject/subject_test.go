@@ -340,12 +340,12 @@ type raceDir struct {
 	*subject.Dir
 }
 
-func (r raceDir) NewDataKey(ctx context.Context, h string) (keyring.DataKey, error) {
+func (r raceDir) NewDataKey(ctx context.Context, ns, h string) (keyring.DataKey, error) {
 	d, err := subject.NewDir(r.Dir.Folder())
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
-	return d.NewDataKey(ctx, h)
+	return d.NewDataKey(ctx, ns, h)
 }
 
 // TestInProcessShredPurgesAtOnce: a shred through the Keyring a codec

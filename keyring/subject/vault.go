@@ -144,13 +144,35 @@ func (v *Vault) Name() string { return VaultStoreName }
 // ID implements Store: the fingerprint of the store key.
 func (v *Vault) ID() string { return v.id }
 
-func (v *Vault) storeKey() string             { return v.prefix + "store" }
-func (v *Vault) keyName(handle string) string { return v.prefix + handle }
-func (v *Vault) blockedName(handle string) string {
-	return v.prefix + handle + "-blocked"
+// storeKey names the store's own key: the prefix up to a {namespace}
+// placeholder, then "store" (one key for every namespace).
+func (v *Vault) storeKey() string {
+	lit, _, _ := strings.Cut(v.prefix, vault.NamespacePlaceholder)
+	return lit + "store"
 }
-func (v *Vault) erasedName(handle, gen string) string {
-	return v.prefix + handle + "-erased-" + gen
+
+// prefixFor returns the key name prefix of namespace: KeyPrefix with
+// {namespace} replaced.
+func (v *Vault) prefixFor(namespace string) (string, error) {
+	if !strings.Contains(v.prefix, vault.NamespacePlaceholder) {
+		return v.prefix, nil
+	}
+	if namespace == "" {
+		namespace = "default"
+	}
+	for i := 0; i < len(namespace); i++ {
+		c := namespace[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", fmt.Errorf("subject: namespace %q gives no valid transit key name: %w", namespace, keyring.ErrPermission)
+		}
+	}
+	return strings.ReplaceAll(v.prefix, vault.NamespacePlaceholder, namespace), nil
+}
+
+func keyName(prefix, handle string) string     { return prefix + handle }
+func blockedName(prefix, handle string) string { return prefix + handle + "-blocked" }
+func erasedName(prefix, handle, gen string) string {
+	return prefix + handle + "-erased-" + gen
 }
 
 // call makes one Vault request through the keyring's call path and maps
@@ -247,17 +269,21 @@ var errNoKey = errors.New("no key")
 // NewDataKey implements Store: it creates the handle's transit key if
 // missing and no tombstone blocks it, then asks Vault for a data key
 // (datakey/plaintext).
-func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, error) {
+func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyring.DataKey, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
 	}
-	name := v.keyName(handle)
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return keyring.DataKey{}, err
+	}
+	name := keyName(p, handle)
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
 	if birth == "" {
-		if b, err := v.exists(ctx, v.blockedName(handle)); err != nil || b {
+		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
 			if err == nil {
 				err = blocked(handle)
 			}
@@ -268,7 +294,7 @@ func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey,
 		}
 		// A shred may have blocked the handle between the check and the
 		// creation: then the new key must not be used.
-		if b, err := v.exists(ctx, v.blockedName(handle)); err != nil || b {
+		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
 			if err == nil {
 				err = blocked(handle)
 			}
@@ -301,7 +327,11 @@ func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey,
 
 // UnwrapDataKeys implements Store: one decrypt call per subject, up to
 // Parallel at once.
-func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (v *Vault) UnwrapDataKeys(ctx context.Context, namespace string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return nil, err
+	}
 	type group struct {
 		handle, birth string
 		idx           []int
@@ -337,7 +367,7 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := v.decrypt(ctx, g.handle, g.birth, keys, g.idx, out); err != nil {
+			if err := v.decrypt(ctx, p, g.handle, g.birth, keys, g.idx, out); err != nil {
 				if _, ok := keyring.FailedKey(err); !ok {
 					err = &keyring.KeyError{Index: g.idx[0], Err: err}
 				}
@@ -355,8 +385,8 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 	return out, nil
 }
 
-func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyring.WrappedKey, idx []int, out []keyring.Secret) error {
-	name := v.keyName(handle)
+func (v *Vault) decrypt(ctx context.Context, p, handle, birth string, keys []keyring.WrappedKey, idx []int, out []keyring.Secret) error {
+	name := keyName(p, handle)
 	batch := make([]map[string]string, len(idx))
 	for j, i := range idx {
 		batch[j] = map[string]string{"ciphertext": string(keys[i].Wrapped)}
@@ -364,7 +394,7 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 	data, err := v.call(ctx, "decrypt", name, http.MethodPost, "decrypt/"+name, map[string]any{"batch_input": batch}, errNoKey)
 	if err != nil {
 		if errors.Is(err, keyring.ErrUnwrap) || errors.Is(err, errNoKey) {
-			return v.explain(ctx, handle, birth, keys[idx[0]].KeyID, err)
+			return v.explain(ctx, p, handle, birth, keys[idx[0]].KeyID, err)
 		}
 		return err
 	}
@@ -380,7 +410,7 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 		m, _ := r.(map[string]any)
 		pt, _ := m["plaintext"].(string)
 		if e, _ := m["error"].(string); e != "" || pt == "" {
-			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, handle, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
+			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, p, handle, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
 		}
 		dek, err := base64.StdEncoding.DecodeString(pt)
 		if err != nil || len(dek) != keyring.DataKeySize {
@@ -394,15 +424,15 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 // explain turns a refused decrypt into ErrErased when a tombstone records
 // the generation the key ID names as shredded, and a missing key without
 // a tombstone into ErrUnknownKey.
-func (v *Vault) explain(ctx context.Context, handle, birth, keyID string, err error) error {
-	now, berr := v.birth(ctx, v.keyName(handle))
+func (v *Vault) explain(ctx context.Context, p, handle, birth, keyID string, err error) error {
+	now, berr := v.birth(ctx, keyName(p, handle))
 	if berr != nil {
 		return berr
 	}
 	if now == birth && !errors.Is(err, errNoKey) {
 		return err // the key is there: a tampered wrapped key
 	}
-	gone, terr := v.exists(ctx, v.erasedName(handle, birth))
+	gone, terr := v.exists(ctx, erasedName(p, handle, birth))
 	switch {
 	case terr != nil:
 		return terr
@@ -416,18 +446,22 @@ func (v *Vault) explain(ctx context.Context, handle, birth, keyID string, err er
 // and <prefix>H-erased-<generation>), then allows deletion of the
 // handle's transit key and deletes it. A shred interrupted after the
 // tombstones is finished by the next one.
-func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
+func (v *Vault) Shred(ctx context.Context, namespace, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
-	if b, err := v.exists(ctx, v.blockedName(handle)); err != nil {
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return false, err
+	}
+	if b, err := v.exists(ctx, blockedName(p, handle)); err != nil {
 		return false, err
 	} else if !b {
-		if err := v.createKey(ctx, v.blockedName(handle)); err != nil {
+		if err := v.createKey(ctx, blockedName(p, handle)); err != nil {
 			return false, err
 		}
 	}
-	name := v.keyName(handle)
+	name := keyName(p, handle)
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return false, err
@@ -435,10 +469,10 @@ func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
 	if birth == "" {
 		return false, nil
 	}
-	if e, err := v.exists(ctx, v.erasedName(handle, birth)); err != nil {
+	if e, err := v.exists(ctx, erasedName(p, handle, birth)); err != nil {
 		return false, err
 	} else if !e {
-		if err := v.createKey(ctx, v.erasedName(handle, birth)); err != nil {
+		if err := v.createKey(ctx, erasedName(p, handle, birth)); err != nil {
 			return false, err
 		}
 	}
@@ -449,15 +483,19 @@ func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
 }
 
 // Readmit implements Store: it deletes the handle's blocked tombstone.
-func (v *Vault) Readmit(ctx context.Context, handle string) (bool, error) {
+func (v *Vault) Readmit(ctx context.Context, namespace, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
-	b, err := v.exists(ctx, v.blockedName(handle))
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return false, err
+	}
+	b, err := v.exists(ctx, blockedName(p, handle))
 	if err != nil || !b {
 		return false, err
 	}
-	if err := v.deleteKey(ctx, v.blockedName(handle)); err != nil {
+	if err := v.deleteKey(ctx, blockedName(p, handle)); err != nil {
 		return false, err
 	}
 	return true, nil

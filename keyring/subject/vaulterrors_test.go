@@ -64,12 +64,12 @@ func TestVaultStoreNotErasedByMisroute(t *testing.T) {
 			}
 			ctx := context.Background()
 			h := strings.Repeat("a", 32)
-			_, err = s.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: "subject/vault/" + h + "/0011223344556677", Wrapped: []byte("vault:v1:AAAA")}})
+			_, err = s.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: "subject/vault/" + h + "/0011223344556677", Wrapped: []byte("vault:v1:AAAA")}})
 			if err == nil || errors.Is(err, keyring.ErrErased) || errors.Is(err, keyring.ErrUnknownKey) != tc.unknown {
 				t.Errorf("UnwrapDataKeys: %v, want unknown=%v and never erased", err, tc.unknown)
 			}
 			if !tc.unknown {
-				if existed, err := s.Shred(ctx, h); err == nil {
+				if existed, err := s.Shred(ctx, "default", h); err == nil {
 					t.Errorf("Shred through a misrouted Vault: existed=%v, want an error", existed)
 				}
 			}

@@ -29,7 +29,7 @@ func TestDirWrapFormat(t *testing.T) {
 	t.Parallel()
 	d := newDir(t)
 	h := handleOf(t, d, "customer-fmt")
-	dk, err := d.NewDataKey(context.Background(), h)
+	dk, err := d.NewDataKey(context.Background(), "default", h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestDirWrapFormat(t *testing.T) {
 	mine := bytes.Repeat([]byte{7}, keyring.DataKeySize)
 	nonce := bytes.Repeat([]byte{1}, 12)
 	wrapped := gcm.Seal(append([]byte(nil), nonce...), nonce, mine, aad)
-	got, err := d.UnwrapDataKeys(context.Background(), []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: wrapped}})
+	got, err := d.UnwrapDataKeys(context.Background(), "default", []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: wrapped}})
 	if err != nil || !bytes.Equal(got[0].UnsafeBytes(), mine) {
 		t.Fatalf("a key wrapped as documented: %v", err)
 	}
@@ -143,7 +143,7 @@ func TestSubjectVector(t *testing.T) {
 	if err != nil || dk.KeyID != v["key_id"] {
 		t.Fatalf("the store's key ID %q (%v), want %s", dk.KeyID, err, v["key_id"])
 	}
-	got, err := d.UnwrapDataKeys(context.Background(), []keyring.WrappedKey{{KeyID: v["key_id"], Wrapped: hx("wrapped_dek")}})
+	got, err := d.UnwrapDataKeys(context.Background(), "default", []keyring.WrappedKey{{KeyID: v["key_id"], Wrapped: hx("wrapped_dek")}})
 	if err != nil || !bytes.Equal(got[0].UnsafeBytes(), hx("dek")) {
 		t.Fatalf("the store unwraps the vector: %v", err)
 	}
