@@ -211,9 +211,12 @@ type core struct {
 	opts Options
 
 	encMu sync.Mutex
-	enc   map[sealKeyID]*sealKey
-	// encSweepAt is the size of enc that triggers sweepSealKeys.
-	encSweepAt int
+	enc   map[sealKeyID]*sealSlot // see sealcache.go
+	// seenGen is the keyring generation the caches were last checked
+	// against (purgeOnNewGeneration).
+	seenGen atomic.Uint64
+	// sweep drops data subject keys from the caches by time.
+	sweep subjectSweeper
 
 	dec  *lru.Cache[uint64, *openKey] // by core.hash
 	seed maphash.Seed
@@ -301,8 +304,12 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}
-	c := &core{kr: kr, opts: opts, enc: make(map[sealKeyID]*sealKey), encSweepAt: minSealKeySweep, dec: cache, seed: maphash.MakeSeed()}
+	c := &core{kr: kr, opts: opts, enc: make(map[sealKeyID]*sealSlot), dec: cache, seed: maphash.MakeSeed()}
 	c.rot, _ = kr.(keyring.Rotating)
+	if c.rot != nil {
+		c.seenGen.Store(c.rot.KeyGeneration())
+	}
+	c.watchShreds()
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
 
@@ -377,76 +384,6 @@ func (c *Codec) EncodeContext(ctx context.Context, payloads []*commonpb.Payload)
 	return out, nil
 }
 
-// sealKey returns a data key for sealing one payload, counting the use. It
-// asks the keyring for a new key when the cached one is used up, too old,
-// or wrapped under a key-encryption key the keyring may no longer hold
-// active (keyring.Rotating).
-func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey, error) {
-	if len(namespace) > envelope.MaxNamespaceLen {
-		// Decode refuses such a payload: sealing it would lose the data.
-		return nil, fmt.Errorf("namespace is %d bytes, at most %d allowed", len(namespace), envelope.MaxNamespaceLen)
-	}
-	c.encMu.Lock()
-	defer c.encMu.Unlock()
-	now := c.opts.Now()
-	var gen uint64
-	if c.rot != nil {
-		// Read before NewDataKey: a rotation during the call leaves the
-		// new key marked stale, never a stale key marked current.
-		gen = c.rot.KeyGeneration()
-	}
-	id := sealKeyID{namespace, subject}
-	if k := c.enc[id]; k != nil && now.Before(k.expires) && k.gen == gen && k.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
-		return k, nil
-	}
-	dk, err := c.newDataKey(ctx, namespace, subject)
-	if err != nil {
-		delete(c.enc, id)
-		return nil, err
-	}
-	aead, err := newGCM(dk.Key)
-	if err != nil {
-		return nil, err
-	}
-	k := &sealKey{
-		aead:    aead,
-		aad:     envelope.AADv2(namespace, dk.KeyID, dk.Wrapped),
-		md:      envelope.NewMetadataV2(namespace, dk.KeyID, dk.Wrapped),
-		expires: now.Add(c.maxAge(dk.KeyID, c.opts.DataKeyMaxAge)),
-		gen:     gen,
-	}
-	k.uses.Store(1)
-	if len(c.enc) >= c.encSweepAt {
-		c.sweepSealKeys(now)
-	}
-	c.enc[id] = k
-	return k, nil
-}
-
-// minSealKeySweep is the number of cached sealing keys from which expired
-// ones are dropped.
-const minSealKeySweep = 1024
-
-// sweepSealKeys drops expired sealing keys, so a key per data subject does
-// not keep every subject's data key in memory for the life of the process
-// (a shredded subject's included). Called with encMu held when the map has
-// doubled since the last sweep: amortised O(1) per new key.
-func (c *core) sweepSealKeys(now time.Time) {
-	for id, k := range c.enc {
-		if !now.Before(k.expires) {
-			delete(c.enc, id)
-		}
-	}
-	c.encSweepAt = max(2*len(c.enc), minSealKeySweep)
-}
-
-// sealKeysCached reports how many sealing data keys c keeps (tests).
-func (c *Codec) sealKeysCached() int {
-	c.core.encMu.Lock()
-	defer c.core.encMu.Unlock()
-	return len(c.core.enc)
-}
-
 func newGCM(key keyring.Secret) (cipher.AEAD, error) {
 	if key.Len() != keyring.DataKeySize {
 		return nil, fmt.Errorf("data key is %d bytes, want %d", key.Len(), keyring.DataKeySize)
@@ -476,9 +413,11 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		keys = bigKeys
 	}
 	now := c.core.opts.Now()
+	c.core.purgeOnNewGeneration()
 	cached := 0
 	var missing []*pendingKey
-	var prev envelope.Header // a copy, not a pointer: &h would move every header to the heap
+	var missingBy map[uint64][]*pendingKey // by hash, once missing is long
+	var prev envelope.Header               // a copy, not a pointer: &h would move every header to the heap
 	havePrev := false
 	var prevKey *openKey
 	var prevPending *pendingKey
@@ -525,15 +464,11 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 			cached++
 			continue
 		}
-		for _, m := range missing {
-			if m.hash == hash && m.h.Same(h) {
-				prevPending = m
-				break
-			}
-		}
+		prevPending = findPending(missing, missingBy, hash, h)
 		if prevPending == nil {
 			prevPending = &pendingKey{hash: hash, h: h, namespace: kn}
 			missing = append(missing, prevPending)
+			missingBy = indexPending(missing, missingBy, prevPending)
 		}
 		prevPending.at = append(prevPending.at, i)
 	}
@@ -703,7 +638,7 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 			wrapped:   append([]byte(nil), req[j].Wrapped...),
 			expires:   now.Add(c.core.maxAge(req[j].KeyID, c.core.opts.DecodeCacheMaxAge)),
 		}
-		c.core.dec.Add(m.hash, k)
+		c.core.cacheOpenKey(m.hash, k, now)
 		for _, i := range m.at {
 			keys[i] = k
 		}

@@ -3,6 +3,7 @@ package codec_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -20,7 +21,7 @@ import (
 func TestDecodeErasableOncePerErasedKeyID(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, _ := subject.NewDir(t.TempDir())
+	d, _ := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	store := &countingStore{Store: d}
 	kr, _ := subject.New(keyringtest.New(), store, subject.Options{})
 	w, _ := codec.New(kr, codec.Options{DataKeyMaxUses: 1})
@@ -35,7 +36,7 @@ func TestDecodeErasableOncePerErasedKeyID(t *testing.T) {
 	if string(gone[0].Metadata["encryption-wrapped-key"]) == string(gone[1].Metadata["encryption-wrapped-key"]) {
 		t.Fatal("payloads share a data key; the test needs one per payload")
 	}
-	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+	if _, _, err := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := codec.New(kr, codec.Options{})
@@ -58,7 +59,7 @@ func TestDecodeErasableOncePerErasedKeyID(t *testing.T) {
 func TestDecodeErasableForeignNamespaceFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, _ := subject.NewDir(t.TempDir())
+	d, _ := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	kr, _ := subject.New(keyringtest.New(), d, subject.Options{})
 	w, _ := codec.New(kr, codec.Options{DataKeyMaxUses: 1})
 	in := []*commonpb.Payload{
@@ -69,7 +70,7 @@ func TestDecodeErasableForeignNamespaceFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+	if _, _, err := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	foreign := &commonpb.Payload{Metadata: map[string][]byte{}, Data: sealed[1].Data}

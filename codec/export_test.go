@@ -10,3 +10,6 @@ func WithNow(opts Options, now func() time.Time) Options {
 	opts.Now = now
 	return opts
 }
+
+// DecodeKeysCached is decodeKeysCached for the external tests.
+var DecodeKeysCached = (*Codec).decodeKeysCached

@@ -1,11 +1,9 @@
 package codec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -97,22 +95,22 @@ func (c *Codec) DecodeErasable(ctx context.Context, payloads []*commonpb.Payload
 	}
 	out = make([]*commonpb.Payload, len(payloads))
 	var erased []int
-	// Payloads under a data key already found erased are erased too: no
-	// keyring call for them. Erasure is a property of the data subject key
-	// a key ID names, so any other data key under the same key ID (same
-	// format and namespace, which decoding checks first) is erased as well.
-	var gone []envelope.Header
-	sameKEK := func(h envelope.Header) func(envelope.Header) bool {
-		return func(g envelope.Header) bool {
-			if !keyring.IsSubjectKeyID(string(h.KeyID)) {
-				return h.Same(g)
-			}
-			return h.Version == g.Version && bytes.Equal(h.KeyID, g.KeyID) && bytes.Equal(h.Namespace, g.Namespace)
+	// Payloads under a data subject key already found erased are erased
+	// too: no keyring call for them. Erasure is a property of the data
+	// subject key a key ID names, so any other data key under the same
+	// key ID (same format and namespace, which decoding checks first) is
+	// erased as well. Other keys are known by their wrapped data key.
+	gone := map[string]bool{}
+	goneKey := func(h envelope.Header) string {
+		k := string(rune(h.Version)) + "\x00" + string(h.Namespace) + "\x00" + string(h.KeyID)
+		if !keyring.IsSubjectKeyID(string(h.KeyID)) {
+			k += "\x00" + string(h.Wrapped)
 		}
+		return k
 	}
 	for i := range payloads {
 		h, herr := envelope.ParseHeader(payloads[i])
-		if herr == nil && slices.ContainsFunc(gone, sameKEK(h)) {
+		if herr == nil && gone[goneKey(h)] {
 			erased = append(erased, i)
 			continue
 		}
@@ -121,7 +119,7 @@ func (c *Codec) DecodeErasable(ctx context.Context, payloads []*commonpb.Payload
 		case errors.Is(err, ErrErased):
 			erased = append(erased, i)
 			if herr == nil {
-				gone = append(gone, h)
+				gone[goneKey(h)] = true
 			}
 		case err != nil:
 			return nil, nil, fmt.Errorf("codec: payload %d of %d: %w", i, len(payloads), err)

@@ -2,8 +2,12 @@ package codec_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -16,7 +20,7 @@ import (
 
 func subjectCodec(t *testing.T, opts codec.Options) *codec.Codec {
 	t.Helper()
-	d, err := subject.NewDir(t.TempDir())
+	d, err := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +76,7 @@ func TestSubjectSelection(t *testing.T) {
 	idA, wA := subjectKeyIDOf(t, a)
 	idB, wB := subjectKeyIDOf(t, b)
 	idN, wN := subjectKeyIDOf(t, none)
-	if !strings.HasPrefix(idA, "subject/dir/alice/") || !strings.HasPrefix(idB, "subject/dir/bob/") || keyring.IsSubjectKeyID(idN) {
+	if !strings.HasPrefix(idA, "subject/dir/") || !strings.HasPrefix(idB, "subject/dir/") || idA[:44] == idB[:44] || keyring.IsSubjectKeyID(idN) || strings.Contains(idA+idB, "alice") || strings.Contains(idA+idB, "bob") {
 		t.Fatalf("key IDs %q %q %q", idA, idB, idN)
 	}
 	for _, tc := range []struct {
@@ -127,15 +131,15 @@ type countingStore struct {
 	unwraps int
 }
 
-func (s *countingStore) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (s *countingStore) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	s.unwraps++
-	return s.Store.UnwrapDataKeys(ctx, keys)
+	return s.Store.UnwrapDataKeys(ctx, ns, keys)
 }
 
 func TestDecodeErasable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, _ := subject.NewDir(t.TempDir())
+	d, _ := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	store := &countingStore{Store: d}
 	kr, _ := subject.New(keyringtest.New(), store, subject.Options{})
 	w, _ := codec.New(kr, codec.Options{})
@@ -152,7 +156,7 @@ func TestDecodeErasable(t *testing.T) {
 	}
 	gone, kept := seal("alice", 50), seal("bob", 2)
 	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"p"`)}
-	if _, err := kr.Shred(ctx, "alice", "test"); err != nil {
+	if _, _, err := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	batch := append(append(append([]*commonpb.Payload{plain, nil}, kept[0]), gone...), kept[1])
@@ -175,5 +179,72 @@ func TestDecodeErasable(t *testing.T) {
 	// Without erased payloads it is DecodeContext.
 	if _, erased, err := r.DecodeErasable(ctx, kept); err != nil || erased != nil {
 		t.Errorf("no erased payloads: erased %v, err %v", erased, err)
+	}
+}
+
+// customerOf: workflow "onboard-customer-42" belongs to "customer-42".
+func customerOf(sc converter.SerializationContext) string {
+	if w, ok := sc.(converter.WorkflowSerializationContext); ok {
+		if i := strings.Index(w.WorkflowID, "customer-"); i >= 0 {
+			return w.WorkflowID[i:]
+		}
+	}
+	return ""
+}
+
+func plain(s string) *commonpb.Payload {
+	return &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"` + s + `"`)}
+}
+
+func wf(id string) converter.SerializationContext {
+	return converter.WorkflowSerializationContext{Namespace: "default", WorkflowID: id}
+}
+
+func encodeFor(t *testing.T, c *codec.Codec, id string, ps ...*commonpb.Payload) []*commonpb.Payload {
+	t.Helper()
+	out, err := c.WithSerializationContext(wf(id)).Encode(ps)
+	if err != nil {
+		t.Fatalf("encode for %s: %v", id, err)
+	}
+	return out
+}
+
+func TestSubjectKeyMaxAge(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d, _ := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
+	kr, _ := subject.New(keyringtest.New(), d, subject.Options{})
+	// The shred comes from another process: its own keyring on the store.
+	other, _ := subject.New(keyringtest.New(), d, subject.Options{})
+	c, err := codec.New(kr, codec.WithNow(codec.Options{Subject: customerOf, SubjectKeyMaxAge: 30 * time.Second}, clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := encodeFor(t, c, "onboard-customer-7", plain("carol"))
+	if _, err := c.Decode(sealed); err != nil { // caches the data key
+		t.Fatal(err)
+	}
+	if _, _, err := other.Shred(context.Background(), subject.Request{Namespace: "default", Subject: "customer-7"}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the bound the caches may still serve the subject ...
+	mu.Lock()
+	now = now.Add(29 * time.Second)
+	mu.Unlock()
+	if _, err := c.Decode(sealed); err != nil {
+		t.Fatalf("decode within SubjectKeyMaxAge from the cache: %v", err)
+	}
+	// ... past it neither decode nor seal does, although the namespace's
+	// caches (15 minutes, one hour) have not expired.
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	if _, err := c.Decode(sealed); !errors.Is(err, codec.ErrErased) {
+		t.Fatalf("decode past SubjectKeyMaxAge: err %v, want ErrErased", err)
+	}
+	if _, err := c.WithSerializationContext(wf("onboard-customer-7")).Encode([]*commonpb.Payload{plain("carol 2")}); !errors.Is(err, codec.ErrErased) {
+		t.Fatalf("seal past SubjectKeyMaxAge: err %v, want ErrErased (the shred blocks the subject)", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/envelopecodec/envelope/codecenv"
 	"github.com/envelopecodec/envelope/keyconfig"
+	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 // TestLoadRefusesSubjectWithoutStore: a codec told how to find a
@@ -38,6 +39,9 @@ func TestLoadTakesAConfig(t *testing.T) {
 	cfg := keyconfig.Default()
 	cfg.File.Path = keyFile(t)
 	cfg.Subjects = keyconfig.Subjects{Store: "dir", Dir: filepath.Join(t.TempDir(), "s")}
+	if _, err := subject.InitDir(cfg.Subjects.Dir); err != nil {
+		t.Fatal(err)
+	}
 	o := codecenv.Options{Keys: &cfg, LookupEnv: lookup(map[string]string{"CODEC_SERVER_KEYS_FILE": "/nonexistent.json"})}
 	o.Temporal.DisableFile = true
 	e, err := codecenv.Load(context.Background(), o)

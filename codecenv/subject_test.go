@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
+
+	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 // CODEC_SERVER_SUBJECT_STORE gives the codec data subject keys
@@ -13,13 +15,18 @@ import (
 func TestLoadSubjectStore(t *testing.T) {
 	t.Parallel()
 	keys := keyFile(t)
+	store := filepath.Join(t.TempDir(), "s")
+	if _, err := subject.InitDir(store); err != nil {
+		t.Fatal(err)
+	}
 	in := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`1`)}}
 	for _, tt := range []struct {
 		name    string
 		env     map[string]string
 		wantErr string
 	}{
-		{"a dir store seals for a subject", map[string]string{"CODEC_SERVER_KEYS_FILE": keys, "CODEC_SERVER_SUBJECT_STORE": "dir", "CODEC_SERVER_SUBJECT_DIR": filepath.Join(t.TempDir(), "s")}, ""},
+		{"a dir store seals for a subject", map[string]string{"CODEC_SERVER_KEYS_FILE": keys, "CODEC_SERVER_SUBJECT_STORE": "dir", "CODEC_SERVER_SUBJECT_DIR": store}, ""},
+		{"an uninitialised folder is an error at load, never made a store", map[string]string{"CODEC_SERVER_KEYS_FILE": keys, "CODEC_SERVER_SUBJECT_STORE": "dir", "CODEC_SERVER_SUBJECT_DIR": filepath.Join(t.TempDir(), "s")}, "codec-server keys init-subject-store"},
 		{"without a store a subject cannot seal", map[string]string{"CODEC_SERVER_KEYS_FILE": keys}, "SubjectKeyring"},
 		{"a dir store without a folder is an error at load", map[string]string{"CODEC_SERVER_KEYS_FILE": keys, "CODEC_SERVER_SUBJECT_STORE": "dir"}, "--subject-dir"},
 	} {

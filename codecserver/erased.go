@@ -12,8 +12,10 @@ import (
 // subject whose key was shredded (codec.ErrErased) still answers 200, so
 // that the Web UI and the CLI show the rest of the history. Each erased
 // payload is replaced by a json/plain payload holding the string
-// ErasedText, with metadata "encryption-erased: true", and the answer
-// carries ErasedHeader with the number of erased payloads. The request's
+// ErasedText, with no other metadata (the Temporal CLI prints a payload as
+// its JSON value only when "encoding: json/plain" is its one metadata
+// entry; with any other it prints base64), and the answer carries
+// ErasedHeader with the number of erased payloads. The request's
 // audit line has that number as "erased", and the server log gets a line
 // "erased payloads". See docs/ERASURE.md.
 const (
@@ -22,14 +24,12 @@ const (
 	ErasedHeader = "X-Erased-Payloads"
 	// ErasedText is the JSON string an erased payload is replaced with.
 	ErasedText = "[erased: data subject key shredded]"
-	// ErasedMetadata is the metadata key set to "true" on a replacement.
-	ErasedMetadata = "encryption-erased"
 )
 
 // erasedPayload is what an erased payload is shown as.
 func erasedPayload() *commonpb.Payload {
 	return &commonpb.Payload{
-		Metadata: map[string][]byte{"encoding": []byte("json/plain"), ErasedMetadata: []byte("true")},
+		Metadata: map[string][]byte{"encoding": []byte("json/plain")},
 		Data:     []byte(strconv.Quote(ErasedText)),
 	}
 }

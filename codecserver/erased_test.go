@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/temporalproto"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
@@ -23,7 +25,7 @@ import (
 func TestDecodeErasedPayloads(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := subject.NewDir(t.TempDir())
+	store, err := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func TestDecodeErasedPayloads(t *testing.T) {
 		return resp.StatusCode, resp.Header, out.Payloads
 	}
 
-	if _, err := kr.Shred(ctx, "customer-1", "test"); err != nil {
+	if _, _, err := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "customer-1"}); err != nil {
 		t.Fatal(err)
 	}
 	status, h, out := post(alice, bob, ns, alice)
@@ -78,8 +80,14 @@ func TestDecodeErasedPayloads(t *testing.T) {
 			t.Errorf("payload %d: %s, want %s", i, out[i].Data, w)
 		}
 	}
-	if string(out[0].Metadata[codecserver.ErasedMetadata]) != "true" || string(out[0].Metadata["encoding"]) != "json/plain" {
-		t.Errorf("replacement metadata %v", out[0].Metadata)
+	// The one metadata entry the Temporal CLI needs to print the text
+	// (JSON payload shorthand): with any other it prints base64.
+	if len(out[0].Metadata) != 1 || string(out[0].Metadata["encoding"]) != "json/plain" {
+		t.Errorf("replacement metadata %v, want only encoding: json/plain", out[0].Metadata)
+	}
+	shown, err := temporalproto.CustomJSONMarshalOptions{Metadata: map[string]any{commonpb.EnablePayloadShorthandMetadataKey: true}}.Marshal(&commonpb.Payloads{Payloads: out[:1]})
+	if err != nil || !strings.Contains(string(shown), strconv.Quote(codecserver.ErasedText)) {
+		t.Errorf("the CLI's JSON printer shows the replacement as %s (%v), want the text %s", shown, err, strconv.Quote(codecserver.ErasedText))
 	}
 	if !strings.Contains(audit.String(), `"msg":"audit"`) || !strings.Contains(audit.String(), `"erased":2`) {
 		t.Errorf("the audit line lacks \"erased\":2: %s", audit.String())
@@ -120,7 +128,7 @@ func protoClone(p *commonpb.Payload) *commonpb.Payload {
 func TestErasedCountInEveryAuditSink(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := subject.NewDir(t.TempDir())
+	store, err := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +138,7 @@ func TestErasedCountInEveryAuditSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kr.Shred(ctx, "customer-9", "test"); err != nil {
+	if _, _, err := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "customer-9"}); err != nil {
 		t.Fatal(err)
 	}
 	var audit syncBuffer

@@ -11,6 +11,7 @@ import (
 
 	"github.com/envelopecodec/envelope/internal/testenv"
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 // TestErasureWithStoreFromTheEnvironment: a data subject store set only in
@@ -23,6 +24,9 @@ func TestErasureWithStoreFromTheEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	keys, subjects := filepath.Join(dir, "keys.json"), filepath.Join(dir, "subjects")
 	if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subject.InitDir(subjects); err != nil { // codec-server keys init-subject-store
 		t.Fatal(err)
 	}
 	tc := testenv.StartTemporal(t, testenv.TemporalOptions{})
@@ -46,13 +50,21 @@ func TestErasureWithStoreFromTheEnvironment(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Stdout), &doc); err != nil {
 		t.Fatal(err)
 	}
+	handles := map[string]bool{}
 	for i, p := range payloads(doc) {
 		id := string(b64(p["metadata"].(map[string]any)["encryption-key-id"]))
-		if !strings.HasPrefix(id, "subject/dir/"+s.CustomerID+"/") {
-			t.Errorf("payload %d has key ID %q, want the customer's key subject/dir/%s/...", i, id, s.CustomerID)
+		h, _, _ := strings.Cut(strings.TrimPrefix(id, "subject/dir/"), "/")
+		if !strings.HasPrefix(id, "subject/dir/") || len(h) != 32 || strings.Contains(strings.ToLower(id), strings.ToLower(s.CustomerID)) {
+			t.Errorf("payload %d has key ID %q, want the customer's key subject/dir/<handle>/...", i, id)
 		}
+		handles[h] = true
 	}
-	if _, err := os.Stat(filepath.Join(subjects, s.CustomerID+".key")); err != nil {
-		t.Errorf("the customer's key in the store: %v", err)
+	if len(handles) != 1 {
+		t.Errorf("the customer's payloads are under %d subject keys, want 1: %v", len(handles), handles)
+	}
+	for h := range handles {
+		if _, err := os.Stat(filepath.Join(subjects, h+".key")); err != nil {
+			t.Errorf("the customer's key in the store: %v", err)
+		}
 	}
 }

@@ -195,7 +195,7 @@ func (c *Config) Open(ctx context.Context, logger *slog.Logger) (*Keys, error) {
 		return nil, err
 	}
 	keys := &Keys{Keyring: o.kr, Source: c.Source(), Description: o.desc, base: o.kr, closers: []io.Closer{o.closer}}
-	store, err := c.Subjects.open(o.kr, c)
+	store, err := c.Subjects.open(ctx, o.kr, c, false)
 	if err != nil {
 		keys.Close()
 		return nil, err
@@ -235,6 +235,16 @@ func (c *Config) ValidateSubjects() error { return c.Subjects.validate(c) }
 // the keyring is opened too only when the store lives in it (Vault). Close
 // the returned closer when done.
 func (c *Config) OpenSubjectStore(ctx context.Context, logger *slog.Logger) (subject.Store, io.Closer, error) {
+	return c.openSubjectStore(ctx, logger, false)
+}
+
+// InitSubjectStore creates the data subject store, for `keys
+// init-subject-store`, as OpenSubjectStore opens it.
+func (c *Config) InitSubjectStore(ctx context.Context, logger *slog.Logger) (subject.Store, io.Closer, error) {
+	return c.openSubjectStore(ctx, logger, true)
+}
+
+func (c *Config) openSubjectStore(ctx context.Context, logger *slog.Logger, create bool) (subject.Store, io.Closer, error) {
 	if c.Subjects.Store == "" {
 		return nil, nil, fmt.Errorf("keyconfig: %s (--subject-store) is required: dir or vault", EnvName("subject-store"))
 	}
@@ -254,7 +264,7 @@ func (c *Config) OpenSubjectStore(ctx context.Context, logger *slog.Logger) (sub
 		keys.closers = append(keys.closers, o.closer)
 		base = o.kr
 	}
-	store, err := c.Subjects.open(base, c)
+	store, err := c.Subjects.open(ctx, base, c, create)
 	if err != nil {
 		keys.Close()
 		return nil, nil, err

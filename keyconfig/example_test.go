@@ -11,6 +11,7 @@ import (
 
 	"github.com/envelopecodec/envelope/keyconfig"
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 // A program without flags of its own reads the codec server's variables
@@ -21,6 +22,7 @@ func ExampleFromEnv() {
 	defer os.RemoveAll(dir)
 	keys := filepath.Join(dir, "keys.json")
 	keyring.CreateFile(keys, time.Now())
+	subject.InitDir(filepath.Join(dir, "subjects")) // once: codec-server keys init-subject-store
 
 	env := map[string]string{
 		"CODEC_SERVER_KEYS_FILE":     keys,

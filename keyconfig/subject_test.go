@@ -12,6 +12,9 @@ import (
 func TestSubjectOptions(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "subjects")
+	if _, err := subject.InitDir(dir); err != nil {
+		t.Fatal(err)
+	}
 	withVault := keyconfig.Config{}
 	withVault.Vault.Address = "http://127.0.0.1:1"
 	for _, tc := range []struct {
@@ -23,6 +26,7 @@ func TestSubjectOptions(t *testing.T) {
 	}{
 		{"no store leaves the keyring as it is", keyconfig.Subjects{}, keyconfig.Config{}, false, false},
 		{"a dir store wraps the keyring", keyconfig.Subjects{Store: "dir", Dir: dir}, keyconfig.Config{}, false, true},
+		{"an uninitialised folder is refused, never made a store", keyconfig.Subjects{Store: "dir", Dir: filepath.Join(dir, "..", "other")}, keyconfig.Config{}, true, false},
 		{"a dir store needs a folder", keyconfig.Subjects{Store: "dir"}, keyconfig.Config{}, true, false},
 		{"a vault store needs the Vault keyring", keyconfig.Subjects{Store: "vault"}, keyconfig.Config{}, true, false},
 		{"a vault store refuses another keyring even with --vault-addr", keyconfig.Subjects{Store: "vault"}, withVault, true, false},

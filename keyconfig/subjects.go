@@ -1,6 +1,7 @@
 package keyconfig
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,30 +63,42 @@ func (s *Subjects) validate(c *Config) error {
 
 // open returns the configured store, or nil without --subject-store. base
 // is the open keyring: with --subject-store vault its Vault connection
-// (token renewal included) serves the store.
-func (s *Subjects) open(base keyring.Keyring, c *Config) (subject.Store, error) {
+// (token renewal included) serves the store. A folder or mount that is
+// not an initialised store is an error naming `codec-server keys
+// init-subject-store`; only create (that command) makes a store.
+func (s *Subjects) open(ctx context.Context, base keyring.Keyring, c *Config, create bool) (subject.Store, error) {
 	if err := s.validate(c); err != nil {
 		return nil, err
 	}
+	var (
+		st  subject.Store
+		err error
+	)
 	switch s.Store {
 	case subject.DirStoreName:
-		st, err := subject.NewDir(s.Dir)
-		if err != nil {
-			return nil, fmt.Errorf("keyconfig: %w", err)
+		if create {
+			st, err = subject.InitDir(s.Dir)
+		} else {
+			st, err = subject.NewDir(s.Dir)
 		}
-		return st, nil
 	case subject.VaultStoreName:
 		vk, ok := base.(*vault.Keyring)
 		if !ok {
 			return nil, errors.New("keyconfig: --subject-store vault needs the Vault keyring (--vault-addr)")
 		}
-		st, err := subject.NewVault(subject.VaultConfig{Client: vk.APIClient(), Mount: c.Vault.Mount, KeyPrefix: s.VaultPrefix})
-		if err != nil {
-			return nil, fmt.Errorf("keyconfig: %w", err)
+		cfg := subject.VaultConfig{Keyring: vk, Mount: c.Vault.Mount, KeyPrefix: s.VaultPrefix}
+		if create {
+			st, err = subject.InitVault(ctx, cfg)
+		} else {
+			st, err = subject.NewVault(ctx, cfg)
 		}
-		return st, nil
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	if err != nil {
+		return nil, fmt.Errorf("keyconfig: --subject-store %s: %w", s.Store, err)
+	}
+	return st, nil
 }
 
 // overlaps reports whether a data subject's transit key name (prefix +

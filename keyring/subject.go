@@ -8,14 +8,47 @@ import (
 )
 
 // ErrErased means a payload's data key was wrapped under a data subject's
-// key that has been shredded (or never existed in the store the key ID
-// names): the payload can never be opened again. See docs/ERASURE.md.
+// key that has been shredded, as the store's tombstone for that key
+// records: the payload can never be opened again. Sealing for a shredded
+// data subject fails with it too, until an operator re-admits the subject.
+// A subject key that never existed is ErrUnknownKey, not ErrErased. See
+// docs/ERASURE.md.
 var ErrErased = errors.New("keyring: data subject key erased")
 
 // SubjectKeyIDPrefix starts the key ID of every data key wrapped under a
-// data subject's key ("subject/<store>/<subject>/..."). Keyrings other
-// than a subject keyring never hand out such IDs.
+// data subject's key ("subject/<store>/<handle>/<generation>", the handle
+// being a pseudonym of the namespace and subject, never the subject ID).
+// Keyrings other than a subject keyring never hand out such IDs.
 const SubjectKeyIDPrefix = "subject/"
+
+// SubjectHandleLen is the length of a data subject handle: 32 lowercase
+// hex digits (128 bits of a keyed HMAC).
+const SubjectHandleLen = 32
+
+// ValidSubjectHandle checks that h is SubjectHandleLen lowercase hex
+// digits.
+func ValidSubjectHandle(h string) error {
+	if len(h) != SubjectHandleLen {
+		return fmt.Errorf("keyring: data subject handle is %d bytes, want %d", len(h), SubjectHandleLen)
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("keyring: data subject handle has a character other than [0-9a-f] at byte %d", i)
+		}
+	}
+	return nil
+}
+
+// CanonicalSubject validates a data subject ID (ValidSubject) and returns
+// its canonical form: ASCII lower case. Subject IDs are case-insensitive:
+// "Alice@Example.com" and "alice@example.com" are one data subject with
+// one key.
+func CanonicalSubject(s string) (string, error) {
+	if err := ValidSubject(s); err != nil {
+		return "", err
+	}
+	return strings.ToLower(s), nil
+}
 
 // MaxSubjectLen bounds a data subject ID.
 const MaxSubjectLen = 128
@@ -35,10 +68,18 @@ type SubjectKeyring interface {
 	NewSubjectDataKey(ctx context.Context, namespace, subject string) (DataKey, error)
 }
 
+// ShredNotifier is implemented by keyrings that shred data subject keys
+// in-process (keyring/subject): NotifyShred registers f to be called
+// after each such shred, so that a codec drops its cached data subject
+// keys at once rather than within its SubjectKeyMaxAge.
+type ShredNotifier interface {
+	NotifyShred(f func())
+}
+
 // ValidSubject checks a data subject ID: 1 to MaxSubjectLen bytes of
 // letters, digits, '-', '_', '.' and '@', starting and ending with a
-// letter, digit or '_'. The ID becomes part of key IDs, file names and
-// Vault key names (whose rules these are), so nothing else is allowed.
+// letter, digit or '_'. Stores never write the ID anywhere: key IDs, file
+// names and Vault key names carry a keyed pseudonym of it (a handle).
 func ValidSubject(s string) error {
 	if s == "" || len(s) > MaxSubjectLen {
 		return fmt.Errorf("keyring: data subject ID is %d bytes, want 1 to %d", len(s), MaxSubjectLen)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 // TestBadEnvironmentValueIsOneLineEverywhere: the server, decode and keys
@@ -34,7 +35,7 @@ func TestBadEnvironmentValueIsOneLineEverywhere(t *testing.T) {
 	}{
 		{"the server", []string{"--keys-file", keys, "--listen", "127.0.0.1:0"}, "codec-server: "},
 		{"decode", []string{"decode", "--keys-file", keys, input}, "codec-server decode: "},
-		{"keys shred", []string{"keys", "shred", "--subject", "alice", "--subject-store", "dir", "--subject-dir", filepath.Join(dir, "s")}, "codec-server keys shred: "},
+		{"keys shred", []string{"keys", "shred", "--namespace", "default", "--subject", "alice", "--subject-store", "dir", "--subject-dir", filepath.Join(dir, "s")}, "codec-server keys shred: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -71,7 +72,10 @@ func TestShredAuditNamesWhoAsked(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			audit := filepath.Join(dir, "audit.jsonl")
-			args := append([]string{"keys", "shred", "--subject", "alice", "--subject-store", "dir", "--subject-dir", filepath.Join(dir, "s"), "--audit-log", audit}, tt.args...)
+			if _, err := subject.InitDir(filepath.Join(dir, "s")); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"keys", "shred", "--namespace", "default", "--subject", "alice", "--subject-store", "dir", "--subject-dir", filepath.Join(dir, "s"), "--audit-log", audit}, tt.args...)
 			out, stderr, code := runBinary(t, dir, tt.env, args...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, stderr)

@@ -41,8 +41,9 @@ func TestCommandLineErrorsAreOneLine(t *testing.T) {
 		{"an empty CODEC_SERVER_KEYS_FILE", []string{"CODEC_SERVER_KEYS_FILE="}, nil, 2, "CODEC_SERVER_KEYS_FILE is set but empty", nil},
 		{"a directory as key file, without a permissions warning first", nil, []string{"--keys-file", dir}, 1, "is a directory, want a key file", []string{"readable by group", "codec server stopped"}},
 		{"a missing key file", nil, []string{"--keys-file", filepath.Join(dir, "nope.json")}, 1, "no such file (create one with: codec-server keys new", []string{"codec server stopped"}},
-		{"keys shred without --subject says so in one line", nil, []string{"keys", "shred", "--subject-store", "dir"}, 2, "--subject is required", nil},
-		{"keys shred without --subject-store says so in one line", nil, []string{"keys", "shred", "--subject", "alice"}, 2, "--subject-store is required", nil},
+		{"keys shred without --subject says so in one line", nil, []string{"keys", "shred", "--namespace", "default", "--subject-store", "dir"}, 2, "--subject is required", nil},
+		{"keys shred without --subject-store says so in one line", nil, []string{"keys", "shred", "--namespace", "default", "--subject", "alice"}, 2, "--subject-store is required", nil},
+		{"keys shred without --namespace says so in one line", nil, []string{"keys", "shred", "--subject", "alice", "--subject-store", "dir"}, 2, "--namespace is required", nil},
 		{"keys retire --force of an unknown key warns of nothing it did not do", nil, []string{"keys", "retire", "nope", "--force", "--file", keys}, 1, "nope", []string{"warning"}},
 		// With Vault configured, an empty CODEC_SERVER_KEYS_FILE is not an
 		// error (it cannot fall back to the dev key); the start fails later,

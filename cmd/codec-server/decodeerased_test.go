@@ -32,7 +32,7 @@ func TestDecodeShowsErasedPayloadsAsTheServerDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subject.NewDir(sdir)
+	store, err := subject.InitDir(sdir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestDecodeShowsErasedPayloadsAsTheServerDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Shred(context.Background(), "customer-1"); err != nil {
+	if _, _, err := kr.Shred(context.Background(), subject.Request{Namespace: codec.DefaultNamespace, Subject: "customer-1"}); err != nil {
 		t.Fatal(err)
 	}
 	input := filepath.Join(dir, "history.json")

@@ -31,8 +31,13 @@ const keysUsage = `Usage:
                                           32 raw bytes, or their base64 or hex) under the samples'
                                           key ID (--id '' for their default empty ID); decrypt only
   codec-server keys list --file F         list key IDs, ages and states (never key material)
-  codec-server keys shred --subject ID --subject-store dir|vault ...
-                                          delete a data subject's key for good (docs/ERASURE.md)
+  codec-server keys init-subject-store --subject-store dir|vault ...
+                                          create a data subject key store (docs/ERASURE.md)
+  codec-server keys shred --namespace NS --subject ID --subject-store dir|vault ...
+        [--reference TICKET] [--record-subject]
+                                          delete a data subject's key in NS for good
+  codec-server keys readmit --namespace NS --subject ID --subject-store dir|vault ...
+                                          let a shredded data subject be sealed for again
 
 --file defaults to $CODEC_SERVER_KEYS_FILE. The commands keep the file's
 owner, group and mode, and refuse a file that group or others can write.
@@ -53,8 +58,11 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "shred" {
-		return runShred(rest, stdout, stderr, lookup)
+	switch cmd {
+	case "shred", "readmit":
+		return runShred(cmd, rest, stdout, stderr, lookup)
+	case "init-subject-store":
+		return runInitSubjectStore(rest, stdout, stderr, lookup)
 	}
 	fs := flag.NewFlagSet("codec-server keys "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -260,7 +260,9 @@ func defaultKeys() keyconfig.Config {
 const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
   codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
-  codec-server keys shred --subject ID ...    erase a data subject's payloads (docs/ERASURE.md)
+  codec-server keys init-subject-store ...    create a data subject key store (docs/ERASURE.md)
+  codec-server keys shred --namespace NS --subject ID ...  erase a data subject's payloads in NS
+  codec-server keys readmit --namespace NS --subject ID ...  let a shredded data subject be sealed for again
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
   codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
   codec-server blind-index [flags] --field F VALUE  search tokens or a query clause (docs/SEARCH.md)

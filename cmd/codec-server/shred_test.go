@@ -28,12 +28,39 @@ func TestShredCommand(t *testing.T) {
 	if _, err := keyring.CreateFile(keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// A server on a folder that is not an initialised store refuses to
+	// start, with one line naming the command that creates one.
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, folder := range []string{sdir, empty} {
+		out, errOut, code := runBinary(t, dir, nil, "--listen", "127.0.0.1:0", "--keys-file", keys, "--subject-store", "dir", "--subject-dir", folder)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		last := lines[len(lines)-1]
+		if code == 0 || !strings.HasPrefix(last, "codec-server: ") || !strings.Contains(last, "not an initialised data subject key store") || !strings.Contains(last, "codec-server keys init-subject-store") {
+			t.Fatalf("server on the uninitialised folder %s: exit %d, stdout %q, stderr %q; want one line naming keys init-subject-store", folder, code, out, errOut)
+		}
+	}
+	if _, err := os.Stat(sdir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the server created the store folder: %v", err)
+	}
+	out, errOut, code := runBinary(t, dir, nil, "keys", "init-subject-store", "--subject-store", "dir", "--subject-dir", sdir)
+	if code != 0 || !strings.Contains(out, "created the dir data subject key store") {
+		t.Fatalf("keys init-subject-store: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, _, code := runBinary(t, dir, nil, "keys", "init-subject-store", "--subject-store", "dir", "--subject-dir", sdir); code == 0 {
+		t.Fatal("keys init-subject-store ran twice on one folder")
+	}
 	// A worker seals two customers' payloads.
 	f, err := keyring.OpenFile(keys, keyring.FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, _ := subject.NewDir(sdir)
+	store, err := subject.NewDir(sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	kr, _ := subject.New(f, store, subject.Options{})
 	worker, _ := codec.New(kr, codec.Options{})
 	seal := func(subj, text string) *commonpb.Payload {
@@ -76,16 +103,20 @@ func TestShredCommand(t *testing.T) {
 	}
 
 	audit := filepath.Join(dir, "audit.jsonl")
-	shred := []string{"keys", "shred", "--subject", "customer-1", "--subject-store", "dir", "--subject-dir", sdir, "--audit-log", audit}
-	out, errOut, code := runBinary(t, dir, []string{"USER=dpo"}, shred...)
-	if code != 0 || !strings.Contains(out, "shredded the key of data subject customer-1") {
-		t.Fatalf("keys shred: exit %d, stdout %q, stderr %q", code, out, errOut)
+	shred := []string{"keys", "shred", "--namespace", "default", "--subject", "customer-1", "--subject-store", "dir", "--subject-dir", sdir, "--audit-log", audit, "--reference", "TICKET-123"}
+	out, errOut, code = runBinary(t, dir, []string{"USER=dpo"}, shred...)
+	h1, _ := kr.Handle(context.Background(), "default", "customer-1")
+	if code != 0 || !strings.Contains(out, "shredded the key of data subject handle "+h1) || strings.Contains(out+errOut, "customer-1") {
+		t.Fatalf("keys shred: exit %d, stdout %q, stderr %q; want the handle %s and never the subject ID", code, out, errOut, h1)
 	}
 	line, _ := os.ReadFile(audit)
-	for _, want := range []string{`"msg":"data subject key shredded"`, `"subject_id":"customer-1"`, `"result":"shredded"`, `"by":"dpo"`, `"store":"dir"`} {
+	for _, want := range []string{`"msg":"data subject key shredded"`, `"handle":"` + h1 + `"`, `"namespace":"default"`, `"reference":"TICKET-123"`, `"result":"shredded"`, `"by":"dpo"`, `"store":"dir"`, `"store_id":"` + store.ID() + `"`} {
 		if !bytes.Contains(line, []byte(want)) {
 			t.Errorf("audit line %s lacks %s", line, want)
 		}
+	}
+	if bytes.Contains(line, []byte("customer-1")) {
+		t.Errorf("audit line names the subject without --record-subject: %s", line)
 	}
 	// A restarted server shows the rest and marks the erased payload.
 	if status, erased, texts := decode(); status != 200 || erased != "1" || strings.Join(texts, ",") != `"`+codecserver.ErasedText+`","bob"` {
@@ -104,17 +135,43 @@ func TestShredCommand(t *testing.T) {
 		wantOut  string
 	}{
 		{"shredding again finds no key", shred, 0, "had no key"},
-		{"no subject", []string{"keys", "shred", "--subject-store", "dir", "--subject-dir", sdir}, 2, ""},
-		{"no store", []string{"keys", "shred", "--subject", "customer-2"}, 2, ""},
-		{"an unknown store", []string{"keys", "shred", "--subject", "customer-2", "--subject-store", "s3"}, 2, ""},
-		{"a bad subject ID", []string{"keys", "shred", "--subject", "../k", "--subject-store", "dir", "--subject-dir", sdir}, 1, ""},
+		{"no namespace", []string{"keys", "shred", "--subject", "customer-2", "--subject-store", "dir", "--subject-dir", sdir}, 2, ""},
+		{"no subject", []string{"keys", "shred", "--namespace", "default", "--subject-store", "dir", "--subject-dir", sdir}, 2, ""},
+		{"no store", []string{"keys", "shred", "--namespace", "default", "--subject", "customer-2"}, 2, ""},
+		{"an unknown store", []string{"keys", "shred", "--namespace", "default", "--subject", "customer-2", "--subject-store", "s3"}, 2, ""},
+		{"a bad subject ID", []string{"keys", "shred", "--namespace", "default", "--subject", "../k", "--subject-store", "dir", "--subject-dir", sdir}, 2, ""},
+		{"an uninitialised store", []string{"keys", "shred", "--namespace", "default", "--subject", "customer-2", "--subject-store", "dir", "--subject-dir", dir}, 1, ""},
 	} {
 		out, errOut, code := runBinary(t, dir, nil, tc.args...)
 		if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %d, %q", tc.name, code, out, errOut, tc.wantCode, tc.wantOut)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(sdir, "customer-2.key")); err != nil {
+	h2, _ := kr.Handle(context.Background(), "default", "customer-2")
+	if _, err := os.Stat(filepath.Join(sdir, h2+".key")); err != nil {
 		t.Errorf("the other customer's key: %v", err)
 	}
+	// The shred sticks until re-admitted.
+	w2, _ := codec.New(kr, codec.Options{})
+	if _, err := w2.ForSubject("customer-1").Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}}); !errors.Is(err, codec.ErrErased) {
+		t.Fatalf("seal after the shred: %v, want ErrErased", err)
+	}
+	readmit := []string{"keys", "readmit", "--namespace", "default", "--subject", "customer-1", "--subject-store", "dir", "--subject-dir", sdir, "--audit-log", audit, "--reference", "TICKET-124"}
+	if out, errOut, code := runBinary(t, dir, nil, readmit...); code != 0 || !strings.Contains(out, "re-admitted data subject handle "+h1) {
+		t.Fatalf("keys readmit: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if !bytes.Contains(must(os.ReadFile(audit)), []byte(`"msg":"data subject re-admitted"`)) {
+		t.Error("no audit line for the re-admission")
+	}
+	w3, _ := codec.New(kr, codec.Options{})
+	if _, err := w3.ForSubject("customer-1").Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}}); err != nil {
+		t.Fatalf("seal after the re-admission: %v", err)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

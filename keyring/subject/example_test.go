@@ -26,7 +26,7 @@ func ExampleKeyring_Shred() {
 	keys := tmp + "/keys.json"
 	keyring.CreateFile(keys, timeNow())
 	base, _ := keyring.OpenFile(keys, keyring.FileOptions{})
-	store, _ := subject.NewDir(tmp + "/subjects")
+	store, _ := subject.InitDir(tmp + "/subjects") // once: codec-server keys init-subject-store
 	kr, _ := subject.New(base, store, subject.Options{})
 
 	c, _ := codec.New(kr, codec.Options{
@@ -42,17 +42,22 @@ func ExampleKeyring_Shred() {
 	})
 	worker := c.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "default", WorkflowID: "onboard-customer-42"})
 	sealed, _ := worker.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"ada@example.com"`)}})
-	fmt.Println(strings.HasPrefix(string(sealed[0].Metadata["encryption-key-id"]), "subject/dir/customer-42/"))
+	// The key ID names a handle, never the subject ID.
+	fmt.Println(strings.Contains(string(sealed[0].Metadata["encryption-key-id"]), "customer-42"))
 
-	existed, _ := kr.Shred(ctx, "customer-42", "dpo@example.com")
+	_, existed, _ := kr.Shred(ctx, subject.Request{Namespace: "default", Subject: "customer-42", By: "dpo@example.com", Reference: "TICKET-123"})
 	fmt.Println("shredded:", existed)
 
 	fresh, _ := codec.New(kr, codec.Options{}) // e.g. a restarted codec server
 	_, err := fresh.Decode(sealed)
 	fmt.Println(errors.Is(err, codec.ErrErased))
+	// Sealing for the customer fails too, until re-admitted.
+	_, err = worker.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"again"`)}})
+	fmt.Println(errors.Is(err, codec.ErrErased))
 	// Output:
-	// true
+	// false
 	// shredded: true
+	// true
 	// true
 }
 

@@ -5,59 +5,73 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
-
-	"github.com/hashicorp/vault/api"
+	"time"
 
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/subject"
+	"github.com/envelopecodec/envelope/keyring/vault"
 )
 
-// TestVaultStoreNotErasedByMisroute checks that only Vault's own "no such
-// transit key" answer counts as erased. A 404 (the mount is wrong, a proxy
-// does not route the path: Vault 1.19 answers `no handler for route ...
-// route entry not found`) must not turn payloads into "erased"
-// placeholders, nor make a shred report "no key" while the key lives on.
+// TestVaultStoreNotErasedByMisroute checks that a Vault that does not
+// answer as transit does never makes payloads "erased" or a shred report
+// "no key". A 404 (the mount is wrong, a proxy does not route the path:
+// Vault 1.19 answers `no handler for route ... route entry not found`)
+// is unavailable; a missing transit key without a tombstone is unknown.
 func TestVaultStoreNotErasedByMisroute(t *testing.T) {
 	cases := []struct {
 		name    string
 		status  int
 		body    string
-		erased  bool // UnwrapDataKeys reports ErrErased
-		shredOK bool // Shred reports (false, nil): no key
+		unknown bool // UnwrapDataKeys reports ErrUnknownKey
 	}{
-		{"missing transit key", http.StatusBadRequest, `{"errors":["encryption key not found"]}`, true, true},
-		{"unmounted path", http.StatusNotFound, `{"errors":["no handler for route \"transit2/decrypt/subject-alice\". route entry not found."]}`, false, false},
-		{"proxy 404", http.StatusNotFound, `{"errors":["not found"]}`, false, false},
+		{"missing transit key", http.StatusBadRequest, `{"errors":["encryption key not found"]}`, true},
+		{"unmounted path", http.StatusNotFound, `{"errors":["no handler for route \"transit2/decrypt/subject-alice\". route entry not found."]}`, false},
+		{"proxy 404", http.StatusNotFound, `{"errors":["not found"]}`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case r.URL.Path == "/v1/sys/health":
+					w.Write([]byte(`{"initialized":true,"sealed":false}`))
+					return
+				case r.URL.Path == "/v1/auth/token/lookup-self":
+					w.Write([]byte(`{"data":{"ttl":0,"renewable":false}}`))
+					return
+				case r.URL.Path == "/v1/transit/keys/temporal":
+					w.Write([]byte(`{"data":{"supports_decryption":true,"derived":false,"latest_version":1}}`))
+					return
+				case strings.HasSuffix(r.URL.Path, "/hmac/subject-store"):
+					// The store is initialised: its key answers.
+					w.Write([]byte(`{"data":{"hmac":"vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
+					return
+				}
 				w.WriteHeader(tc.status)
 				w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			cfg := api.DefaultConfig()
-			cfg.Address = srv.URL
-			cfg.MaxRetries = 0
-			c, err := api.NewClient(cfg)
+			kr, err := vault.New(context.Background(), vault.Config{Address: srv.URL, Token: "t", KeyName: "temporal", MaxRetries: 1, RetryWait: time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.SetToken("t")
-			s, err := subject.NewVault(subject.VaultConfig{Client: c})
+			defer kr.Close()
+			s, err := subject.NewVault(context.Background(), subject.VaultConfig{Keyring: kr})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			_, err = s.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: "subject/vault/alice/0011223344556677", Wrapped: []byte("vault:v1:AAAA")}})
-			if err == nil || errors.Is(err, keyring.ErrErased) != tc.erased {
-				t.Errorf("UnwrapDataKeys: %v, want erased=%v", err, tc.erased)
+			h := strings.Repeat("a", 32)
+			_, err = s.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: "subject/vault/" + h + "/0011223344556677", Wrapped: []byte("vault:v1:AAAA")}})
+			if err == nil || errors.Is(err, keyring.ErrErased) || errors.Is(err, keyring.ErrUnknownKey) != tc.unknown {
+				t.Errorf("UnwrapDataKeys: %v, want unknown=%v and never erased", err, tc.unknown)
 			}
-			existed, err := s.Shred(ctx, "alice")
-			if gotOK := err == nil && !existed; gotOK != tc.shredOK {
-				t.Errorf("Shred: existed=%v err=%v, want no-key answer=%v", existed, err, tc.shredOK)
+			if !tc.unknown {
+				if existed, err := s.Shred(ctx, "default", h); err == nil {
+					t.Errorf("Shred through a misrouted Vault: existed=%v, want an error", existed)
+				}
 			}
 		})
 	}
