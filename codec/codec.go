@@ -144,9 +144,6 @@ type Options struct {
 	// Default: runtime.GOMAXPROCS(0).
 	Concurrency int
 
-	// Now returns the current time. Default: time.Now.
-	Now func() time.Time
-
 	// DecodeObserver, if set, is told after every successful decode how it
 	// found its data keys: cached is the number of decode-cache hits (a run
 	// of payloads under one data key is one lookup), unwrapped the number of
@@ -189,6 +186,10 @@ type Options struct {
 	// fails with ErrMalformed, so a decompression or protobuf bomb costs
 	// no more than this. Default: DefaultMaxDecompressedBytes (64 MiB).
 	MaxDecompressedBytes int64
+
+	// now is the clock: time.Now unless a test of this package sets it
+	// (export_test.go). It is not an option users set.
+	now func() time.Time
 }
 
 // Codec is a converter.PayloadCodec that seals payloads with AES-256-GCM
@@ -288,8 +289,13 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if opts.Concurrency == 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.Subject != nil {
+		if _, ok := kr.(keyring.SubjectKeyring); !ok {
+			return nil, errors.New("codec: Options.Subject is set but the keyring holds no data subject keys (want a keyring.SubjectKeyring, e.g. keyring/subject)")
+		}
 	}
 	if opts.CompressThreshold < 0 || opts.MaxDecompressedBytes < 0 {
 		return nil, errors.New("codec: negative option")
@@ -412,7 +418,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		bigKeys = make([]*openKey, len(payloads))
 		keys = bigKeys
 	}
-	now := c.core.opts.Now()
+	now := c.core.opts.now()
 	c.core.purgeOnNewGeneration()
 	cached := 0
 	var missing []*pendingKey

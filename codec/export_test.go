@@ -7,7 +7,7 @@ var SealKeysCached = (*Codec).sealKeysCached
 
 // WithNow returns opts with the clock now, a test hook not in Options.
 func WithNow(opts Options, now func() time.Time) Options {
-	opts.Now = now
+	opts.now = now
 	return opts
 }
 

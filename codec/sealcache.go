@@ -51,7 +51,7 @@ func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey
 	id := sealKeyID{namespace, subject}
 	for {
 		c.encMu.Lock()
-		now := c.opts.Now()
+		now := c.opts.now()
 		var gen uint64
 		if c.rot != nil {
 			// Read before NewDataKey: a rotation during the call leaves
@@ -180,14 +180,14 @@ func (c *core) purgeOnNewGeneration() {
 		return
 	}
 	c.seenGen.Store(g)
-	c.dropSubjectKeys(c.opts.Now(), true)
+	c.dropSubjectKeys(c.opts.now(), true)
 }
 
 // watchShreds has a keyring that shreds in-process (keyring.ShredNotifier)
 // tell c, so that a shred drops every cached data subject key at once.
 func (c *core) watchShreds() {
 	if n, ok := c.kr.(keyring.ShredNotifier); ok {
-		n.NotifyShred(func() { c.dropSubjectKeys(c.opts.Now(), true) })
+		n.NotifyShred(func() { c.dropSubjectKeys(c.opts.now(), true) })
 	}
 }
 
@@ -209,7 +209,7 @@ func (c *core) armSweep() {
 }
 
 func (c *core) sweepSubjectKeys() {
-	next, left := c.dropSubjectKeys(c.opts.Now(), false)
+	next, left := c.dropSubjectKeys(c.opts.now(), false)
 	c.sweep.mu.Lock()
 	defer c.sweep.mu.Unlock()
 	c.sweep.timer = nil
