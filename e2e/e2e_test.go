@@ -403,22 +403,3 @@ func assertNotShown(t *testing.T, what, out string, secrets ...string) {
 		}
 	}
 }
-
-// assertPlaintext checks that a CLI JSON output holds every secret,
-// directly or in a base64 payload data field. It base64-decodes what a
-// person never sees decoded, so it proves nothing about what the CLI
-// shows: use assertLines on the text view (workflow show --detailed).
-// Only erasure_test.go still calls it; delete it with that last caller.
-func assertPlaintext(t *testing.T, what, out string, s secrets) {
-	t.Helper()
-	var doc any
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatalf("%s: not JSON: %v\n%s", what, err, out)
-	}
-	all := out + "\n" + strings.Join(decodedStrings(doc), "\n")
-	for _, secret := range s.all() {
-		if !strings.Contains(all, secret) {
-			t.Errorf("%s: %q not shown:\n%s", what, secret, out)
-		}
-	}
-}

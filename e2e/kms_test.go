@@ -64,11 +64,11 @@ func TestAWSKMSKeyring(t *testing.T) {
 	}
 
 	t.Run("the CLI decodes through the codec server on KMS", func(t *testing.T) {
-		dec := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "-o", "json", "--codec-endpoint", cs.URL)
+		dec := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "--detailed", "--codec-endpoint", cs.URL)
 		if dec.Err != nil {
 			t.Fatalf("%s\ncodec server:\n%s", dec, cs.Output())
 		}
-		assertPlaintext(t, "workflow show through the codec server", dec.Stdout, s)
+		assertLines(t, "workflow show --detailed through the codec server", dec.Stdout, s.detailedLines()...)
 	})
 
 	t.Run("codec-server decode opens the saved history with the same flag", func(t *testing.T) {
@@ -80,7 +80,8 @@ func TestAWSKMSKeyring(t *testing.T) {
 		if err != nil {
 			t.Fatalf("codec-server decode --aws-kms-key alias/temporal: %v\n%s", err, stderrOf(err))
 		}
-		assertPlaintext(t, "codec-server decode", string(out), s)
+		assertShown(t, "codec-server decode", string(out),
+			`"Name": "`+s.Name+`"`, `"Card": "`+s.Card+`"`, `"Note": "`+s.Note+`"`, `"Welcome": "Welcome aboard, `+s.Name+`!"`)
 	})
 
 	t.Run("the codec server serves /encode, /decode and /readyz on KMS", func(t *testing.T) {
