@@ -60,8 +60,9 @@ func (c *core) sealKey(ctx context.Context, namespace, subject string) (*sealKey
 		}
 		s := c.enc[id]
 		if s != nil && s.key != nil && now.Before(s.key.expires) && s.key.gen == gen && s.key.uses.Add(1) <= int64(c.opts.DataKeyMaxUses) {
+			k := s.key // read under encMu: another caller may replace it
 			c.encMu.Unlock()
-			return s.key, nil
+			return k, nil
 		}
 		if s != nil && s.wait != nil {
 			w := s.wait
