@@ -393,6 +393,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if c.Keys.Vault.Address == "" {
+		// Keys from a file (or the development key file): its reload
+		// metrics are exported from the start, also with --keys-reload 0.
+		metrics.ExportKeyFileReloads()
+	}
 	kr, closer, err := c.Keys.Open(ctx, m.logger)
 	if err != nil {
 		return err
