@@ -1,0 +1,102 @@
+//go:build drill
+
+package drills
+
+import (
+	"testing"
+	"time"
+)
+
+// TestDrillVaultStopsAnswering: the Vault the codec server talks to
+// accepts connections and never answers (DRILL_FAULT, default 30s), then
+// answers again. Encodes of namespaces whose data key the server holds
+// and decodes of payloads whose keys it has cached never wait for Vault:
+// all succeed, none takes as long as one Vault timeout (5s, where an
+// encode blocked behind Vault would be); /readyz goes 503 and back to 200;
+// nothing sealed is lost.
+func TestDrillVaultStopsAnswering(t *testing.T) {
+	d := startDrill(t, drillOptions{})
+	r := d.runLoad("Vault stops answering", d.proxy.Hold, func() time.Time {
+		time.Sleep(d.s.fault)
+		d.proxy.Release()
+		return time.Now()
+	})
+	bad := d.checkNoDataLoss(0)
+	d.report(r, bad)
+	d.assertCachedUnaffected(r)
+	if !r.readyWent503 || !r.ready200 {
+		t.Errorf("/readyz: went 503 during the fault: %v, 200 at the end: %v", r.readyWent503, r.ready200)
+	}
+	if bad != 0 {
+		t.Errorf("%d payloads undecodable after the drill", bad)
+	}
+}
+
+// TestDrillActiveVaultKilled: the active node of the three is SIGKILLed;
+// the codec server talks to a standby, which forwards to the new active
+// node once one is elected. Cached encodes and warm decodes all succeed.
+func TestDrillActiveVaultKilled(t *testing.T) {
+	d := startDrill(t, drillOptions{node: 1})
+	active := d.vault.Active(t, time.Second)
+	if active == d.node {
+		t.Fatalf("node %d behind the proxy is active; the drill needs a standby there", active)
+	}
+	r := d.runLoad("active Vault node SIGKILLed", func() { d.vault.Kill(active) }, func() time.Time {
+		d.vault.Active(t, d.s.recoverMax)
+		return time.Now()
+	})
+	bad := d.checkNoDataLoss(d.node)
+	d.report(r, bad)
+	d.assertCachedUnaffected(r)
+	if !r.ready200 {
+		t.Error("/readyz is not 200 after the drill")
+	}
+	if bad != 0 {
+		t.Errorf("%d payloads undecodable after the drill", bad)
+	}
+}
+
+// TestDrillVaultSealed: the cluster is sealed (the active node through
+// sys/seal, the others restarted, so all answer "sealed") for DRILL_FAULT,
+// then unsealed. /readyz goes 503 and back; cached encodes and warm
+// decodes keep working; nothing sealed is lost.
+func TestDrillVaultSealed(t *testing.T) {
+	d := startDrill(t, drillOptions{node: 1})
+	r := d.runLoad("Vault sealed, then unsealed", func() { d.vault.SealAll(t) }, func() time.Time {
+		time.Sleep(d.s.fault)
+		d.vault.UnsealAll(t, d.s.recoverMax)
+		return time.Now()
+	})
+	bad := d.checkNoDataLoss(d.node)
+	d.report(r, bad)
+	d.assertCachedUnaffected(r)
+	if !r.readyWent503 || !r.ready200 {
+		t.Errorf("/readyz: went 503 during the fault: %v, 200 at the end: %v", r.readyWent503, r.ready200)
+	}
+	if bad != 0 {
+		t.Errorf("%d payloads undecodable after the drill", bad)
+	}
+}
+
+// assertCachedUnaffected: every encode of a namespace whose data key the
+// server holds and every decode whose keys it cached succeeded, and none
+// waited as long as one Vault call may (the 5s timeout): they never
+// waited for Vault. After recovery every request of every kind succeeded.
+func (d *drill) assertCachedUnaffected(r *run) {
+	t := d.t
+	const vaultTimeout = 5 * time.Second
+	for _, kind := range []string{encodeCached, decodeWarm} {
+		all := r.samples[kind]
+		if f := failures(all); len(f) > 0 {
+			t.Errorf("%s: %s of %d failed; want none (they need no Vault call)", kind, fmtFailures(f), len(all))
+		}
+		if m := maxLatency(r.window(kind, r.faultAt, r.repairAt)); m >= vaultTimeout {
+			t.Errorf("%s: slowest during the fault took %s, as long as a Vault timeout: it waited for Vault", kind, m)
+		}
+	}
+	for _, st := range streams {
+		if f := failures(r.window(st.kind, r.recoveredAt, r.end)); len(f) > 0 {
+			t.Errorf("%s: %s failed after recovery; want none", st.kind, fmtFailures(f))
+		}
+	}
+}
