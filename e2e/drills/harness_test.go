@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/internal/loadgen"
 	"github.com/envelopecodec/envelope/internal/testenv"
+	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/vault"
 )
 
@@ -79,15 +81,16 @@ const (
 // drill is one run: a Vault cluster, a TCP proxy in front of the node the
 // codec server talks to, the codec server, and the load.
 type drill struct {
-	t     *testing.T
-	s     settings
-	vault *testenv.VaultCluster
-	proxy *testenv.TCPProxy
-	node  int // the node behind the proxy
-	args  []string
-	env   []string // the AppRole secret ID, not a flag: flags show in ps
-	cs    *testenv.CodecServer
-	http  *http.Client
+	t        *testing.T
+	s        settings
+	vault    *testenv.VaultCluster
+	proxy    *testenv.TCPProxy
+	node     int // the node behind the proxy
+	args     []string
+	keysFile string   // with drillOptions.keysFile
+	env      []string // the AppRole secret ID, not a flag: flags show in ps
+	cs       *testenv.CodecServer
+	http     *http.Client
 
 	warm     []sealedPayload // sealed by the server, decoded once before the fault
 	cold     []sealedPayload // sealed elsewhere, one data key each
@@ -113,6 +116,7 @@ type readySample struct {
 // drillOptions change startDrill.
 type drillOptions struct {
 	node      int      // the Vault node behind the proxy (default 0, the first active)
+	keysFile  bool     // a key file instead of Vault (no cluster, no proxy)
 	extraArgs []string // more codec server flags
 }
 
@@ -121,6 +125,21 @@ type drillOptions struct {
 func startDrill(t *testing.T, o drillOptions) *drill {
 	t.Helper()
 	d := &drill{t: t, s: loadSettings(t), node: o.node, http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight}}}
+	if o.keysFile {
+		d.keysFile = filepath.Join(t.TempDir(), "keys.json")
+		if _, err := keyring.CreateFile(d.keysFile, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		d.args = append([]string{"--insecure-no-auth", "--keys-file", d.keysFile}, o.extraArgs...)
+		d.cs = testenv.StartCodecServer(t, testenv.CodecServerOptions{Args: d.args})
+		kr, err := keyring.OpenFile(d.keysFile, keyring.FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.sealCold(kr)
+		d.warmUp()
+		return d
+	}
 	d.vault = testenv.StartVaultCluster(t, 3)
 	v := d.vault.Nodes[0]
 	v.CreateKey(t, vaultKey)
@@ -131,21 +150,20 @@ func startDrill(t *testing.T, o drillOptions) *drill {
 		"--vault-approle-role-id", roleID, "--audit=false"}, o.extraArgs...)
 	d.env = []string{"CODEC_SERVER_VAULT_APPROLE_SECRET_ID=" + secretID}
 	d.cs = testenv.StartCodecServer(t, testenv.CodecServerOptions{Args: d.args, Env: d.env})
-	d.sealCold(roleID, secretID)
+	kr, err := vault.New(context.Background(), vault.Config{Address: d.vault.Nodes[0].Addr, KeyName: vaultKey, AppRoleRoleID: roleID, AppRoleSecretID: secretID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	d.sealCold(kr)
 	d.warmUp()
 	return d
 }
 
 // sealCold seals the payloads of the cold decodes with a codec of this
 // process (one data key each), so the server has never seen their keys.
-func (d *drill) sealCold(roleID, secretID string) {
+func (d *drill) sealCold(kr keyring.Keyring) {
 	t := d.t
-	ctx := context.Background()
-	kr, err := vault.New(ctx, vault.Config{Address: d.vault.Nodes[0].Addr, KeyName: vaultKey, AppRoleRoleID: roleID, AppRoleSecretID: secretID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kr.Close()
 	c, err := codec.New(kr, codec.Options{Namespace: "cold", DataKeyMaxUses: 1})
 	if err != nil {
 		t.Fatal(err)
