@@ -117,6 +117,8 @@ type readySample struct {
 type drillOptions struct {
 	node      int      // the Vault node behind the proxy (default 0, the first active)
 	keysFile  bool     // a key file instead of Vault (no cluster, no proxy)
+	tokenTTL  string   // the AppRole token TTL (default 1h)
+	tokenMax  string   // the AppRole token max TTL (default 24h)
 	extraArgs []string // more codec server flags
 }
 
@@ -144,7 +146,10 @@ func startDrill(t *testing.T, o drillOptions) *drill {
 	v := d.vault.Nodes[0]
 	v.CreateKey(t, vaultKey)
 	v.WritePolicy(t, "codec-server", testenv.TransitPolicy(vaultKey))
-	roleID, secretID := v.EnableAppRole(t, "codec-server", testenv.AppRoleOptions{Policies: []string{"codec-server"}, TokenTTL: "1h", TokenMaxTTL: "24h"})
+	if o.tokenTTL == "" {
+		o.tokenTTL, o.tokenMax = "1h", "24h"
+	}
+	roleID, secretID := v.EnableAppRole(t, "codec-server", testenv.AppRoleOptions{Policies: []string{"codec-server"}, TokenTTL: o.tokenTTL, TokenMaxTTL: o.tokenMax})
 	d.proxy = testenv.StartTCPProxy(t, strings.TrimPrefix(d.vault.Nodes[o.node].Addr, "http://"))
 	d.args = append([]string{"--insecure-no-auth", "--vault-addr", "http://" + d.proxy.Addr, "--vault-key", vaultKey,
 		"--vault-approle-role-id", roleID, "--audit=false"}, o.extraArgs...)

@@ -3,6 +3,7 @@
 package drills
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,5 +99,37 @@ func (d *drill) assertCachedUnaffected(r *run) {
 		if f := failures(r.window(st.kind, r.recoveredAt, r.end)); len(f) > 0 {
 			t.Errorf("%s: %s failed after recovery; want none", st.kind, fmtFailures(f))
 		}
+	}
+}
+
+// TestDrillTokenRevokedAndExpiring: the codec server logs in with AppRole
+// and gets tokens of a 5s TTL and a 15s max TTL, so under the load its
+// token runs out every 15s; at the fault every token AppRole issued is
+// revoked (sys/leases/revoke-prefix/auth/approle/login). The server logs
+// in again by itself: no request fails, nothing sealed is lost.
+func TestDrillTokenRevokedAndExpiring(t *testing.T) {
+	d := startDrill(t, drillOptions{tokenTTL: "5s", tokenMax: "15s"})
+	r := d.runLoad("token revoked; TTL runs out", func() {
+		d.vault.Nodes[0].Write(t, "sys/leases/revoke-prefix/auth/approle/login", nil)
+	}, func() time.Time {
+		time.Sleep(d.s.fault)
+		return time.Now()
+	})
+	bad := d.checkNoDataLoss(0)
+	d.report(r, bad)
+	d.assertCachedUnaffected(r)
+	for _, st := range streams {
+		if f := failures(r.samples[st.kind]); len(f) > 0 {
+			t.Errorf("%s: %s failed; want none: the server logs in again", st.kind, fmtFailures(f))
+		}
+	}
+	logins := strings.Count(d.cs.Output(), "logged in to vault")
+	relogins := strings.Count(d.cs.Output(), "vault token is invalid; logging in again")
+	t.Logf("the codec server logged in %d times, %d of them after a call found its token invalid", logins, relogins)
+	if want := 1 + int((d.s.before+d.s.fault+d.s.after)/(15*time.Second)); logins < want {
+		t.Errorf("the codec server logged in %d times, want at least %d (a token lives at most 15s)", logins, want)
+	}
+	if bad != 0 {
+		t.Errorf("%d payloads undecodable after the drill", bad)
 	}
 }
