@@ -8,7 +8,7 @@ export GOFLAGS ?= -buildvcs=false
 FUZZTIME ?= 30000x
 PKGS := ./...
 
-.PHONY: all build tools test unit fuzz bench lint demo clean
+.PHONY: all build tools test unit fuzz bench lint demo clean drill
 
 all: build
 
@@ -45,6 +45,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanBodyMetadata$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzClaimPermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
+
+## drill: the failure drills under load (docs/OPERATIONS.md "Failure drills"): a three-node Vault
+## cluster, the codec server, faults. ~8 minutes; DRILL_FAULT, DRILL_AFTER, DRILL_BEFORE,
+## DRILL_RECOVER_MAX (durations) and DRILL_RATE (load factor) tune them, DRILL_REPORT=F appends the figures to F.
+drill: build
+	@./scripts/tools.sh vault
+	$(GO) test -tags drill -count=1 -v -timeout 40m -run '^TestDrill' ./e2e/drills
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench: tools

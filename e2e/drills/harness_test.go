@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -493,6 +494,9 @@ func (d *drill) report(r *run, undecodable int) {
 			r.recoveredAt.Sub(r.repairAt).Seconds(), readyText(r), undecodable)
 	}
 	d.t.Logf("figures (drill | load | sent | failed | p99 during ms | p99 after ms | recovered after repair | /readyz | undecodable):\n%s", b.String())
+	view := d.operatorView()
+	d.t.Logf("what the operator saw:\n%s", view)
+	fmt.Fprintf(&b, "\n%s: what the operator saw:\n%s\n", r.name, view)
 	if path := os.Getenv("DRILL_REPORT"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -501,6 +505,40 @@ func (d *drill) report(r *run, undecodable int) {
 		defer f.Close()
 		f.WriteString(b.String())
 	}
+}
+
+var logLineRE = regexp.MustCompile(`level=(WARN|ERROR) msg="?((?:[^"\\]|\\.)*?)"?(?: [a-z_]+=|$)`)
+
+// operatorView returns the non-zero failure and keyring-call series of the
+// server's /metrics, and its warning and error log lines by message.
+func (d *drill) operatorView() string {
+	var b strings.Builder
+	resp, err := d.http.Get(d.cs.URL + "/metrics")
+	if err == nil {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(raw), "\n") {
+			interesting := strings.HasPrefix(line, "codec_server_failures_total") || strings.HasPrefix(line, "codec_server_keyring_calls_total") ||
+				strings.HasPrefix(line, "codec_server_key_file_reload") ||
+				(strings.HasPrefix(line, "codec_server_requests_total") && !strings.Contains(line, `code="200"`))
+			if interesting && !strings.HasSuffix(line, " 0") {
+				fmt.Fprintf(&b, "    %s\n", line)
+			}
+		}
+	}
+	counts := map[string]int{}
+	var order []string
+	for _, m := range logLineRE.FindAllStringSubmatch(d.cs.Output(), -1) {
+		k := m[1] + " " + m[2]
+		if counts[k] == 0 {
+			order = append(order, k)
+		}
+		counts[k]++
+	}
+	for _, k := range order {
+		fmt.Fprintf(&b, "    log %dx %s\n", counts[k], k)
+	}
+	return b.String()
 }
 
 func readyText(r *run) string {

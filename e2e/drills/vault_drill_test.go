@@ -3,6 +3,8 @@
 package drills
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +133,78 @@ func TestDrillTokenRevokedAndExpiring(t *testing.T) {
 	}
 	if bad != 0 {
 		t.Errorf("%d payloads undecodable after the drill", bad)
+	}
+}
+
+// TestDrillVaultNodeBehindTheAddressKilled: the codec server knows Vault
+// by one address, a load balancer over the three nodes that sends new
+// connections to a node answering GET /v1/sys/health?standbyok=true with
+// 200 (active or unsealed standby), checked every second, as
+// docs/OPERATIONS.md tells operators to set one up. The node behind it
+// (the active one, the worst case) is SIGKILLed; the balancer moves to
+// another node and the server goes on through it.
+func TestDrillVaultNodeBehindTheAddressKilled(t *testing.T) {
+	d := startDrill(t, drillOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	moved := make(chan time.Time, 1)
+	go d.balance(ctx, moved)
+	r := d.runLoad("node behind the Vault address SIGKILLed", func() { d.vault.Kill(d.node) }, func() time.Time {
+		select {
+		case at := <-moved:
+			d.vault.Active(t, d.s.recoverMax)
+			return at
+		case <-time.After(d.s.recoverMax):
+			t.Fatalf("the load balancer did not move off the killed node in %s", d.s.recoverMax)
+			return time.Time{}
+		}
+	})
+	bad := d.checkNoDataLoss((d.node + 1) % len(d.vault.Nodes))
+	d.report(r, bad)
+	d.assertCachedUnaffected(r)
+	if !r.ready200 {
+		t.Error("/readyz is not 200 after the drill")
+	}
+	if bad != 0 {
+		t.Errorf("%d payloads undecodable after the drill", bad)
+	}
+}
+
+// balance is the load balancer of the drill: every second it checks the
+// node behind the proxy with sys/health?standbyok=true and, when that is
+// not 200, points the proxy at the first node that answers 200, sending
+// the time it moved to moved.
+func (d *drill) balance(ctx context.Context, moved chan<- time.Time) {
+	client := &http.Client{Timeout: time.Second}
+	healthy := func(i int) bool {
+		resp, err := client.Get(d.vault.Nodes[i].Addr + "/v1/sys/health?standbyok=true")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	current := d.node
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		if healthy(current) {
+			continue
+		}
+		for i := range d.vault.Nodes {
+			if i != current && healthy(i) {
+				current = i
+				d.proxy.SetTarget(strings.TrimPrefix(d.vault.Nodes[i].Addr, "http://"))
+				d.t.Logf("load balancer: node %d failed its health check; new connections go to node %d", d.node, i)
+				select {
+				case moved <- time.Now():
+				default:
+				}
+				break
+			}
+		}
 	}
 }
