@@ -100,7 +100,8 @@ type drill struct {
 	mu     sync.Mutex
 	sealed []sealedPayload // every payload the server sealed during the drill
 
-	ready []readySample
+	ready    []readySample
+	killedAt time.Time
 }
 
 type sealedPayload struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -148,6 +149,8 @@ log_level     = "warn"
 	v.cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
 	v.cmd.Dir = dir
 	v.cmd.Stdout, v.cmd.Stderr = logFile, logFile
+	// A test binary that is killed takes its Vault nodes with it.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := v.cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", c.bin, err)
 	}
