@@ -197,9 +197,9 @@ func (d *drill) balance(ctx context.Context, moved chan<- time.Time) {
 		}
 		for i := range d.vault.Nodes {
 			if i != current && healthy(i) {
+				d.t.Logf("load balancer: node %d failed its health check; new connections go to node %d", current, i)
 				current = i
 				d.proxy.SetTarget(strings.TrimPrefix(d.vault.Nodes[i].Addr, "http://"))
-				d.t.Logf("load balancer: node %d failed its health check; new connections go to node %d", d.node, i)
 				select {
 				case moved <- time.Now():
 				default:
