@@ -307,6 +307,7 @@ func New(kr keyring.Keyring, opts Options) (*Codec, error) {
 	if c.rot != nil {
 		c.seenGen.Store(c.rot.KeyGeneration())
 	}
+	c.watchShreds()
 	return &Codec{core: c, namespace: opts.Namespace}, nil
 }
 

@@ -321,7 +321,7 @@ func TestDataKeyReuseIsBounded(t *testing.T) {
 		now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 		var mu sync.Mutex
 		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-		c := newCodec(t, kr, codec.Options{DataKeyMaxAge: time.Minute, Now: clock})
+		c := newCodec(t, kr, codec.WithNow(codec.Options{DataKeyMaxAge: time.Minute}, clock))
 		enc := func() {
 			if _, err := c.Encode([]*commonpb.Payload{jsonPayload("x")}); err != nil {
 				t.Fatal(err)
@@ -529,7 +529,7 @@ func TestRetiredKeyStopsDecodingAfterCacheMaxAge(t *testing.T) {
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	c := newCodec(t, kr, codec.Options{DecodeCacheMaxAge: time.Minute, Now: clock})
+	c := newCodec(t, kr, codec.WithNow(codec.Options{DecodeCacheMaxAge: time.Minute}, clock))
 	sealed := sealOne(t, c)
 	if _, err := c.Decode([]*commonpb.Payload{sealed}); err != nil {
 		t.Fatal(err)

@@ -183,6 +183,14 @@ func (c *core) purgeOnNewGeneration() {
 	c.dropSubjectKeys(c.opts.Now(), true)
 }
 
+// watchShreds has a keyring that shreds in-process (keyring.ShredNotifier)
+// tell c, so that a shred drops every cached data subject key at once.
+func (c *core) watchShreds() {
+	if n, ok := c.kr.(keyring.ShredNotifier); ok {
+		n.NotifyShred(func() { c.dropSubjectKeys(c.opts.Now(), true) })
+	}
+}
+
 // subjectSweeper is the timer that drops data subject keys from the
 // caches when they expire.
 type subjectSweeper struct {
@@ -288,4 +296,18 @@ func indexPending(missing []*pendingKey, by map[uint64][]*pendingKey, m *pending
 	}
 	by[m.hash] = append(by[m.hash], m)
 	return by
+}
+
+// decodeKeysCached reports how many unwrapped data keys c keeps, and how
+// many of them are under a data subject's key (tests).
+func (c *Codec) decodeKeysCached() (all, subject int) {
+	for _, h := range c.core.dec.Keys() {
+		if k, ok := c.core.dec.Peek(h); ok {
+			all++
+			if keyring.IsSubjectKeyID(k.keyID) {
+				subject++
+			}
+		}
+	}
+	return all, subject
 }

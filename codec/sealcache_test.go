@@ -23,7 +23,7 @@ func TestExpiredSealKeysAreDropped(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	c, err := codec.New(keyringtest.New(), codec.Options{Now: clock, DataKeyMaxAge: time.Minute})
+	c, err := codec.New(keyringtest.New(), codec.WithNow(codec.Options{DataKeyMaxAge: time.Minute}, clock))
 	if err != nil {
 		t.Fatal(err)
 	}

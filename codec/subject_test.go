@@ -2,9 +2,12 @@ package codec_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -128,9 +131,9 @@ type countingStore struct {
 	unwraps int
 }
 
-func (s *countingStore) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (s *countingStore) UnwrapDataKeys(ctx context.Context, ns string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	s.unwraps++
-	return s.Store.UnwrapDataKeys(ctx, keys)
+	return s.Store.UnwrapDataKeys(ctx, ns, keys)
 }
 
 func TestDecodeErasable(t *testing.T) {
@@ -176,5 +179,72 @@ func TestDecodeErasable(t *testing.T) {
 	// Without erased payloads it is DecodeContext.
 	if _, erased, err := r.DecodeErasable(ctx, kept); err != nil || erased != nil {
 		t.Errorf("no erased payloads: erased %v, err %v", erased, err)
+	}
+}
+
+// customerOf: workflow "onboard-customer-42" belongs to "customer-42".
+func customerOf(sc converter.SerializationContext) string {
+	if w, ok := sc.(converter.WorkflowSerializationContext); ok {
+		if i := strings.Index(w.WorkflowID, "customer-"); i >= 0 {
+			return w.WorkflowID[i:]
+		}
+	}
+	return ""
+}
+
+func plain(s string) *commonpb.Payload {
+	return &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"` + s + `"`)}
+}
+
+func wf(id string) converter.SerializationContext {
+	return converter.WorkflowSerializationContext{Namespace: "default", WorkflowID: id}
+}
+
+func encodeFor(t *testing.T, c *codec.Codec, id string, ps ...*commonpb.Payload) []*commonpb.Payload {
+	t.Helper()
+	out, err := c.WithSerializationContext(wf(id)).Encode(ps)
+	if err != nil {
+		t.Fatalf("encode for %s: %v", id, err)
+	}
+	return out
+}
+
+func TestSubjectKeyMaxAge(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d, _ := subject.InitDir(filepath.Join(t.TempDir(), "subjects"))
+	kr, _ := subject.New(keyringtest.New(), d, subject.Options{})
+	// The shred comes from another process: its own keyring on the store.
+	other, _ := subject.New(keyringtest.New(), d, subject.Options{})
+	c, err := codec.New(kr, codec.WithNow(codec.Options{Subject: customerOf, SubjectKeyMaxAge: 30 * time.Second}, clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := encodeFor(t, c, "onboard-customer-7", plain("carol"))
+	if _, err := c.Decode(sealed); err != nil { // caches the data key
+		t.Fatal(err)
+	}
+	if _, _, err := other.Shred(context.Background(), subject.Request{Namespace: "default", Subject: "customer-7"}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the bound the caches may still serve the subject ...
+	mu.Lock()
+	now = now.Add(29 * time.Second)
+	mu.Unlock()
+	if _, err := c.Decode(sealed); err != nil {
+		t.Fatalf("decode within SubjectKeyMaxAge from the cache: %v", err)
+	}
+	// ... past it neither decode nor seal does, although the namespace's
+	// caches (15 minutes, one hour) have not expired.
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	if _, err := c.Decode(sealed); !errors.Is(err, codec.ErrErased) {
+		t.Fatalf("decode past SubjectKeyMaxAge: err %v, want ErrErased", err)
+	}
+	if _, err := c.WithSerializationContext(wf("onboard-customer-7")).Encode([]*commonpb.Payload{plain("carol 2")}); !errors.Is(err, codec.ErrErased) {
+		t.Fatalf("seal past SubjectKeyMaxAge: err %v, want ErrErased (the shred blocks the subject)", err)
 	}
 }

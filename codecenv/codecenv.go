@@ -17,7 +17,8 @@
 // one is listed with the server's flags in the README. Exactly one keyring
 // must be configured. CODEC_SERVER_SUBJECT_STORE (dir, with
 // CODEC_SERVER_SUBJECT_DIR, or vault) adds data subject keys for
-// Options.Codec.Subject (docs/ERASURE.md).
+// Options.Codec.Subject (docs/ERASURE.md). A program with its own flags
+// passes its keyconfig.Config as Options.Keys instead.
 //
 // # Temporal connection and namespace
 //
@@ -42,7 +43,6 @@ package codecenv
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,7 +54,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/envelopecodec/envelope/codec"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // Options configures [Load]. All fields are optional.
@@ -65,12 +65,20 @@ type Options struct {
 	// renewal). Default: slog.Default().
 	Logger *slog.Logger
 	// Codec configures the codec; its Namespace is replaced by the
-	// Temporal namespace. Default: codec.Options{}.
+	// Temporal namespace. Default: codec.Options{}. A Subject needs a data
+	// subject store (CODEC_SERVER_SUBJECT_STORE).
 	Codec codec.Options
+	// Keys says where the keys come from, e.g. as a program's flags filled
+	// it (keyconfig's Register and Parse). Default: the environment alone
+	// (keyconfig.FromEnv with LookupEnv).
+	Keys *keyconfig.Config
 	// DevKeysFile is a key file created (mode 0600) or reused when no
-	// keyring is configured. Only use this for development: the key sits
-	// next to the program, and Load logs a warning. Default: none, and an
-	// unconfigured keyring is an error.
+	// keyring is configured (it sets Keys.DevKeysFile when Keys is nil).
+	// Only use this for development: the key sits next to the program,
+	// Load logs a warning, and it is refused unless Temporal is on this
+	// machine without an API key or TLS, outside Kubernetes (keyconfig's
+	// CheckDevKeys). Default: none, and an unconfigured keyring is an
+	// error.
 	DevKeysFile string
 	// Temporal is passed to envconfig.LoadClientOptions, e.g. to name a
 	// config file or profile. Its EnvLookup defaults to LookupEnv.
@@ -96,6 +104,8 @@ type Env struct {
 	FailureConverter converter.FailureConverter
 	// KeyringSource is "file", "vault" or "dev-file", for logs.
 	KeyringSource string
+	// Keyring says what keys were opened, for logs.
+	Keyring string
 
 	closer io.Closer
 }
@@ -124,37 +134,55 @@ func Load(ctx context.Context, opts Options) (*Env, error) {
 		copts.Namespace = codec.DefaultNamespace
 	}
 
-	var ko keyflags.Options
-	var so keyflags.SubjectOptions
-	fs := flag.NewFlagSet("codecenv", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	ko.Register(fs)
-	so.Register(fs)
-	if err := keyflags.ApplyEnv(fs, lookup); err != nil {
+	var cfg keyconfig.Config
+	if opts.Keys != nil {
+		cfg = *opts.Keys
+	} else {
+		if cfg, err = keyconfig.FromEnv(lookup); err != nil {
+			return nil, fmt.Errorf("codecenv: %w", err)
+		}
+		cfg.DevKeysFile = opts.DevKeysFile
+	}
+	if cfg.Source() == "" {
+		return nil, fmt.Errorf("codecenv: no keyring configured: set %s or VAULT_ADDR (with %s)", keyconfig.EnvName("keys-file"), keyconfig.EnvName("vault-key"))
+	}
+	if err := cfg.CheckDevKeys(devKeysUse(copts, lookup, envLookup(lookup).Environ())); err != nil {
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}
-	ko.DevKeysFile = opts.DevKeysFile
-	if ko.Source() == "" {
-		return nil, fmt.Errorf("codecenv: no keyring configured: set %s or VAULT_ADDR (with %s)", keyflags.EnvName("keys-file"), keyflags.EnvName("vault-key"))
+	if opts.Codec.Subject != nil && cfg.Subjects.Store == "" {
+		return nil, fmt.Errorf("codecenv: Options.Codec.Subject is set but no data subject store is configured: set %s (dir, with %s, or vault; docs/ERASURE.md)",
+			keyconfig.EnvName("subject-store"), keyconfig.EnvName("subject-dir"))
 	}
-	return build(ctx, copts, ko, so, opts.Codec, logger)
+	return build(ctx, copts, &cfg, opts.Codec, logger)
 }
 
-// build opens the keyring described by ko and wires the converters.
-func build(ctx context.Context, copts client.Options, ko keyflags.Options, so keyflags.SubjectOptions, copt codec.Options, logger *slog.Logger) (*Env, error) {
-	kr, closer, err := ko.Open(ctx, logger)
-	if err != nil {
-		return nil, fmt.Errorf("codecenv: %w", err)
+// devKeysUse describes a client of Temporal with copts for the development
+// key policy: Temporal must be on this machine, without an API key or TLS.
+func devKeysUse(copts client.Options, lookup func(string) (string, bool), environ []string) keyconfig.DevKeysUse {
+	addr := copts.HostPort
+	if addr == "" {
+		addr = client.DefaultHostPort
 	}
-	// Data subject keys (CODEC_SERVER_SUBJECT_STORE, docs/ERASURE.md).
-	if kr, err = so.Wrap(ctx, kr, &ko); err != nil {
-		closer.Close()
+	u := keyconfig.DevKeysUse{Address: addr, AddressName: "the Temporal address", LookupEnv: lookup, Environ: environ}
+	switch {
+	case copts.Credentials != nil:
+		u.Auth = "Temporal credentials (an API key) are configured"
+	case copts.ConnectionOptions.TLS != nil:
+		u.Auth = "TLS to Temporal is configured"
+	}
+	return u
+}
+
+// build opens the keys cfg describes and wires the converters.
+func build(ctx context.Context, copts client.Options, cfg *keyconfig.Config, copt codec.Options, logger *slog.Logger) (*Env, error) {
+	keys, err := cfg.Open(ctx, logger)
+	if err != nil {
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}
 	copt.Namespace = copts.Namespace
-	cdc, err := codec.New(kr, copt)
+	cdc, err := codec.New(keys.Keyring, copt)
 	if err != nil {
-		closer.Close()
+		keys.Close()
 		return nil, fmt.Errorf("codecenv: %w", err)
 	}
 	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), cdc)
@@ -170,8 +198,9 @@ func build(ctx context.Context, copts client.Options, ko keyflags.Options, so ke
 		Codec:            cdc,
 		DataConverter:    dc,
 		FailureConverter: fc,
-		KeyringSource:    ko.Source(),
-		closer:           closer,
+		KeyringSource:    keys.Source,
+		Keyring:          keys.Description,
+		closer:           keys,
 	}, nil
 }
 

@@ -10,40 +10,57 @@ import (
 	"unicode/utf8"
 )
 
-// audit returns middleware that writes one line per encode or decode
-// request to logger: time, request ID, subject, auth method, namespace,
-// route, payload count, status, outcome and remote address, and for a
-// payload sealed for another namespace that namespace (sealed_namespace).
-// It never logs
-// payload data, keys or tokens.
-func audit(logger *slog.Logger, op string) func(http.Handler) http.Handler {
+// auditSink writes the audit line of request r, answered with status,
+// whose handling started at start.
+type auditSink func(r *http.Request, op string, start time.Time, status int)
+
+// audit returns the one audit middleware: one line per encode or decode
+// request to sink, stamped with the time the request started, whichever
+// sink writes it: time, request ID, subject, auth method, namespace,
+// route, payload count, status, outcome, remote address and duration, and
+// for a payload sealed for another namespace that namespace
+// (sealed_namespace). It never logs payload data, keys or tokens.
+func audit(sink auditSink, op string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			s := stateOf(r)
-			attrs := []slog.Attr{
-				slog.String("request_id", s.id),
-				slog.String("subject", s.subject),
-				slog.String("auth", s.auth),
-				slog.String("namespace", s.namespace),
-				slog.String("route", op),
-				slog.Int("count", s.count),
-				slog.Int("status", sw.code()),
-				slog.String("outcome", s.outcome()),
-				slog.String("remote", r.RemoteAddr),
-				slog.Duration("duration", time.Since(start)),
-			}
-			if s.sealedNamespace != "" {
-				// A payload sealed for another namespace: both names.
-				attrs = append(attrs, slog.String("sealed_namespace", s.sealedNamespace))
-			}
-			if s.erased > 0 {
-				attrs = append(attrs, slog.Int("erased", s.erased))
-			}
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "audit", attrs...)
+			sink(r, op, start, sw.code())
 		})
+	}
+}
+
+// slogAudit writes audit lines to logger (Config.AuditLog), as records
+// stamped with the request's start.
+func slogAudit(logger *slog.Logger) auditSink {
+	return func(r *http.Request, op string, start time.Time, status int) {
+		h := logger.Handler()
+		if !h.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		s := stateOf(r)
+		rec := slog.NewRecord(start, slog.LevelInfo, "audit", 0)
+		rec.AddAttrs(
+			slog.String("request_id", s.id),
+			slog.String("subject", s.subject),
+			slog.String("auth", s.auth),
+			slog.String("namespace", s.namespace),
+			slog.String("route", op),
+			slog.Int("count", s.count),
+			slog.Int("status", status),
+			slog.String("outcome", s.outcome()),
+			slog.String("remote", r.RemoteAddr),
+			slog.Duration("duration", time.Since(start)),
+		)
+		if s.sealedNamespace != "" {
+			// A payload sealed for another namespace: both names.
+			rec.AddAttrs(slog.String("sealed_namespace", s.sealedNamespace))
+		}
+		if s.erased > 0 {
+			rec.AddAttrs(slog.Int("erased", s.erased))
+		}
+		h.Handle(r.Context(), rec)
 	}
 }
 
@@ -55,18 +72,13 @@ func (s *state) outcome() string {
 	return "ok"
 }
 
-// auditJSON returns middleware that writes the same audit line as audit
-// with a JSON slog handler (and a "log":"audit" attribute), encoded by
-// hand straight to w in one Write: the slog JSON handler was a fifth of
-// the server's time on a one-payload request.
-func auditJSON(w io.Writer, op string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			sw := &statusWriter{ResponseWriter: rw}
-			next.ServeHTTP(sw, r)
-			writeAuditJSON(w, op, r, start, sw.code())
-		})
+// jsonAudit writes the same audit lines as slogAudit with a JSON slog
+// handler (and a "log":"audit" attribute) to w (Config.AuditWriter),
+// encoded by hand in one Write: the slog JSON handler was a fifth of the
+// server's time on a one-payload request.
+func jsonAudit(w io.Writer) auditSink {
+	return func(r *http.Request, op string, start time.Time, status int) {
+		writeAuditJSON(w, op, r, start, status)
 	}
 }
 

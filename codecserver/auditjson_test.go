@@ -29,8 +29,8 @@ func TestAuditJSONMatchesSlog(t *testing.T) {
 			req.RemoteAddr = "10.0.0.1:1234\n"
 			h.ServeHTTP(httptest.NewRecorder(), req)
 		}
-		run(auditJSON(&fast, "decode"))
-		run(audit(slog.New(slog.NewJSONHandler(&ref, nil)).With("log", "audit"), "decode"))
+		run(audit(jsonAudit(&fast), "decode"))
+		run(audit(slogAudit(slog.New(slog.NewJSONHandler(&ref, nil)).With("log", "audit")), "decode"))
 		var a, b map[string]any
 		if err := json.Unmarshal(fast.Bytes(), &a); err != nil {
 			t.Fatalf("hand-encoded line is not JSON: %v: %q", err, fast.Bytes())

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 )
 
 // Erased payloads: a decode whose payloads include some sealed for a data
@@ -37,6 +38,15 @@ func erasedPayload() *commonpb.Payload {
 // apart (codec.Codec.DecodeErasable).
 type erasableCodec interface {
 	DecodeErasable(ctx context.Context, payloads []*commonpb.Payload) ([]*commonpb.Payload, []int, error)
+}
+
+// Decode decodes payloads through codecs as the server's /decode does:
+// the first codec first, each given ctx when it takes one, and payloads an
+// erasable codec reports erased replaced by a json/plain payload holding
+// ErasedText and counted in erased. It is for programs that decode without
+// HTTP (codec-server decode), so they and the server cannot disagree.
+func Decode(ctx context.Context, codecs []converter.PayloadCodec, payloads []*commonpb.Payload) (out []*commonpb.Payload, erased int, err error) {
+	return chain(codecs).decode(ctx, payloads)
 }
 
 // decode runs the chain's decoders in order for a person looking at a

@@ -1,10 +1,9 @@
 package codecserver
 
 import (
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
+
+	"github.com/envelopecodec/envelope/internal/loopback"
 )
 
 // errHostNotAllowed refuses a request whose Host is not a loopback name
@@ -29,16 +28,6 @@ func (s *Server) loopbackHostOnly(next http.Handler) http.Handler {
 }
 
 // IsLoopbackHost reports whether host, a Host header value with or without
-// a port, is "localhost" or a loopback IP address (127.0.0.0/8, ::1).
-func IsLoopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
-}
+// a port, is "localhost" (in any case) or a loopback IP address
+// (127.0.0.0/8, ::1).
+func IsLoopbackHost(host string) bool { return loopback.Host(host) }

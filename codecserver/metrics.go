@@ -2,6 +2,7 @@ package codecserver
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -27,6 +28,8 @@ type Metrics struct {
 	keyringCalls *prometheus.CounterVec
 	dataKeys     *prometheus.CounterVec
 	certExpiry   prometheus.Gauge
+
+	auditErrors prometheus.Counter
 
 	keyReloads       *prometheus.CounterVec
 	keyReloadFailing prometheus.Gauge
@@ -129,13 +132,16 @@ func NewMetrics() *Metrics {
 			Name: "codec_server_tls_cert_expiry_timestamp_seconds", Help: "Expiry (Unix time) of the serving TLS certificate.",
 		}),
 	}
+	m.auditErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "codec_server_audit_write_errors_total", Help: "Failed writes of audit lines (a full disk, a closed pipe): the lines of each are lost.",
+	})
 	m.keyReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "codec_server_key_file_reloads_total", Help: "Key file reload attempts by outcome (ok, error).",
 	}, []string{"outcome"})
 	m.keyReloadFailing = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "codec_server_key_file_reload_failures", Help: "Key file reloads failed in a row; 0 after a successful one.",
 	})
-	reg.MustRegister(m.requests, m.duration, m.payloads, m.failures, m.keyringCalls, m.dataKeys,
+	reg.MustRegister(m.requests, m.duration, m.payloads, m.failures, m.keyringCalls, m.dataKeys, m.auditErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.exportAtZero()
 	return m
@@ -351,6 +357,30 @@ func (m *Metrics) ExportKeyFileReloads() {
 		m.keyReloads.WithLabelValues("ok")
 		m.keyReloads.WithLabelValues("error")
 	})
+}
+
+// CountAuditErrors returns w counting its failed writes in
+// codec_server_audit_write_errors_total: give it the audit log's file
+// under an [AuditWriter], whose background flushes have nobody else to
+// tell. A nil *Metrics returns w.
+func (m *Metrics) CountAuditErrors(w io.Writer) io.Writer {
+	if m == nil {
+		return w
+	}
+	return auditErrorCounter{w: w, c: m.auditErrors}
+}
+
+type auditErrorCounter struct {
+	w io.Writer
+	c prometheus.Counter
+}
+
+func (a auditErrorCounter) Write(p []byte) (int, error) {
+	n, err := a.w.Write(p)
+	if err != nil {
+		a.c.Inc()
+	}
+	return n, err
 }
 
 // ObserveKeyReload records one key file reload attempt; pass it as

@@ -2,9 +2,7 @@ package codecserver
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"slices"
-	"unicode/utf8"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -23,8 +21,10 @@ func marshalPayloads(ps []*commonpb.Payload) ([]byte, error) {
 		}
 		size += len(`{"metadata":{},"data":""},`) + base64.StdEncoding.EncodedLen(len(p.Data))
 		for k, v := range p.Metadata {
-			if !utf8.ValidString(k) {
-				return protojson.Marshal(&commonpb.Payloads{Payloads: ps}) // which refuses it
+			if !plainJSONString(k) {
+				// Escaping is protojson's: it escapes some characters
+				// (and refuses invalid UTF-8) its own way.
+				return protojson.Marshal(&commonpb.Payloads{Payloads: ps})
 			}
 			size += len(k)*2 + 8 + base64.StdEncoding.EncodedLen(len(v))
 		}
@@ -48,7 +48,7 @@ func marshalPayloads(ps []*commonpb.Payload) ([]byte, error) {
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, k)
+				b = append(append(append(b, '"'), k...), '"')
 				b = append(b, `:"`...)
 				b = base64.StdEncoding.AppendEncode(b, p.Metadata[k])
 				b = append(b, '"')
@@ -69,16 +69,14 @@ func marshalPayloads(ps []*commonpb.Payload) ([]byte, error) {
 	return b, nil
 }
 
-// appendJSONString appends s as a JSON string; metadata keys are short
-// ASCII in practice, anything else goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
+// plainJSONString reports whether s is printable ASCII without quotes or
+// backslashes: a JSON string as it is, whoever escapes it. Metadata keys
+// are such in practice.
+func plainJSONString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
 		}
 	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return true
 }

@@ -94,35 +94,77 @@ const maxPermissions = 1024
 // "<namespace>:<read|write|worker|admin>", given as a list of strings or as
 // one string of entries separated by spaces or commas. Role names are case
 // insensitive; unknown roles and entries without a namespace are errors.
+// It is the strict form of the claim reading tokens get: the same parser,
+// where the first entry that would be ignored is an error.
 func ParsePermissions(entries []string) (Permissions, error) {
-	p := Permissions{byNS: make(map[string]Role)}
-	n := 0
+	var all []any
 	for _, e := range entries {
-		for _, f := range strings.FieldsFunc(e, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
-			n++
-			if n > maxPermissions {
-				return Permissions{}, fmt.Errorf("more than %d permissions", maxPermissions)
-			}
-			i := strings.LastIndexByte(f, ':')
-			if i <= 0 {
-				return Permissions{}, errors.New("permission is not <namespace>:<role>")
-			}
-			ns, roleName := f[:i], strings.ToLower(f[i+1:])
-			role, ok := roleNames[roleName]
-			if !ok {
-				return Permissions{}, fmt.Errorf("permission for namespace %q has an unknown role", truncate(ns, 64))
-			}
-			if ns == TemporalSystemNamespace {
-				p.system |= role
-				continue
-			}
-			if err := ValidNamespace(ns); err != nil {
-				return Permissions{}, fmt.Errorf("permission: %w", err)
-			}
-			p.byNS[ns] |= role
-		}
+		all = append(all, splitPermissions(e)...)
+	}
+	p, problems := readPermissions(all, nil, true)
+	if len(problems) > 0 {
+		return Permissions{}, problems[0]
 	}
 	return p, nil
+}
+
+// splitPermissions splits a claim that is one string into its entries,
+// separated by spaces or commas.
+func splitPermissions(s string) []any {
+	var out []any
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
+		out = append(out, f)
+	}
+	return out
+}
+
+// readPermissions is the one permission-entry parser: it grants the role
+// of every entry that is a string "<namespace>:<role>" (or that re
+// matches) with a known role and a valid namespace, and returns why each
+// other entry was skipped. At most maxPermissions entries are read; with
+// stop it returns at the first problem.
+func readPermissions(entries []any, re *PermissionsRegex, stop bool) (p Permissions, problems []error) {
+	p = Permissions{byNS: make(map[string]Role)}
+	for n, e := range entries {
+		if n >= maxPermissions {
+			for range entries[n:] {
+				problems = append(problems, fmt.Errorf("more than %d permissions", maxPermissions))
+			}
+			return p, problems
+		}
+		if err := p.grant(e, re); err != nil {
+			problems = append(problems, err)
+			if stop {
+				return p, problems
+			}
+		}
+	}
+	return p, problems
+}
+
+// grant adds the role entry e names, or says why it names none.
+func (p *Permissions) grant(e any, re *PermissionsRegex) error {
+	s, ok := e.(string)
+	if !ok {
+		return errors.New("permission is not a string")
+	}
+	ns, roleName, ok := re.split(s)
+	if !ok {
+		return errors.New("permission is not <namespace>:<role>")
+	}
+	role, ok := roleNames[strings.ToLower(roleName)]
+	if !ok {
+		return fmt.Errorf("permission for namespace %q has an unknown role", truncate(ns, 64))
+	}
+	if ns == TemporalSystemNamespace {
+		p.system |= role
+		return nil
+	}
+	if err := ValidNamespace(ns); err != nil {
+		return fmt.Errorf("permission: %w", err)
+	}
+	p.byNS[ns] |= role
+	return nil
 }
 
 func truncate(s string, n int) string {
@@ -148,11 +190,9 @@ const TemporalSystemNamespace = "temporal-system"
 // string holds entries separated by spaces or commas. At most
 // maxPermissions entries are read.
 func claimPermissions(raw any, re *PermissionsRegex) (p Permissions, ignored int) {
-	p = Permissions{byNS: make(map[string]Role)}
 	var entries []any
 	switch x := raw.(type) {
 	case nil:
-		return p, 0
 	case []any:
 		entries = x
 	case []string:
@@ -160,43 +200,12 @@ func claimPermissions(raw any, re *PermissionsRegex) (p Permissions, ignored int
 			entries = append(entries, s)
 		}
 	case string:
-		for _, f := range strings.FieldsFunc(x, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
-			entries = append(entries, f)
-		}
+		entries = splitPermissions(x)
 	default:
-		return p, 1
+		return Permissions{byNS: make(map[string]Role)}, 1
 	}
-	for n, e := range entries {
-		if n >= maxPermissions {
-			ignored += len(entries) - n
-			break
-		}
-		s, ok := e.(string)
-		if !ok {
-			ignored++
-			continue
-		}
-		ns, roleName, ok := re.split(s)
-		if !ok {
-			ignored++
-			continue
-		}
-		role, ok := roleNames[strings.ToLower(roleName)]
-		if !ok {
-			ignored++
-			continue
-		}
-		if ns == TemporalSystemNamespace {
-			p.system |= role
-			continue
-		}
-		if ValidNamespace(ns) != nil {
-			ignored++
-			continue
-		}
-		p.byNS[ns] |= role
-	}
-	return p, ignored
+	p, problems := readPermissions(entries, re, false)
+	return p, len(problems)
 }
 
 // PermissionsRegex parses permission entries of other shapes than

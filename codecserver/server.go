@@ -248,9 +248,9 @@ func New(cfg Config) (*Server, error) {
 		h := s.recoverer(s.codecHandler(op.action))
 		h = s.limitBody(cfg.MaxBodyBytes)(h)
 		if cfg.AuditLog != nil {
-			h = audit(cfg.AuditLog, op.name)(h)
+			h = audit(slogAudit(cfg.AuditLog), op.name)(h)
 		} else if cfg.AuditWriter != nil {
-			h = auditJSON(cfg.AuditWriter, op.name)(h)
+			h = audit(jsonAudit(cfg.AuditWriter), op.name)(h)
 		}
 		r.Method(http.MethodPost, "/"+op.name, h)
 		r.Method(http.MethodPost, "/{namespace}/"+op.name, h)

@@ -11,6 +11,9 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/envelopecodec/envelope/internal/ownerfile"
+	"github.com/envelopecodec/envelope/internal/reload"
 )
 
 // CertExpiryWarning is how close to its expiry the serving certificate
@@ -31,6 +34,9 @@ type CertReloader struct {
 	notAfter time.Time
 }
 
+// maxTLSKeyFileSize bounds what is read of a TLS private key file.
+const maxTLSKeyFileSize = 1 << 20
+
 // NewCertReloader loads the key pair; a bad pair fails here.
 func NewCertReloader(certFile, keyFile string, logger *slog.Logger, m *Metrics) (*CertReloader, error) {
 	if logger == nil {
@@ -50,9 +56,11 @@ func (c *CertReloader) Reload() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("codecserver: TLS certificate: %w", err)
 	}
-	keyPEM, err := os.ReadFile(c.keyFile)
+	// The private key follows the key file's rule (internal/ownerfile):
+	// whoever can replace it can serve as this server.
+	keyPEM, _, err := ownerfile.Read(c.keyFile, maxTLSKeyFileSize, ownerfile.Check)
 	if err != nil {
-		return false, fmt.Errorf("codecserver: TLS key: %w", err)
+		return false, fmt.Errorf("codecserver: TLS key %s: %w", c.keyFile, err)
 	}
 	c.mu.RLock()
 	same := bytes.Equal(certPEM, c.certPEM) && bytes.Equal(keyPEM, c.keyPEM)
@@ -102,27 +110,20 @@ func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // Watch reloads the files every interval until ctx is done, logging
 // changes, failures and a near expiry (once a day).
 func (c *CertReloader) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	lastWarn := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			changed, err := c.Reload()
-			switch {
-			case err != nil:
-				c.logger.Error("TLS certificate reload failed; keeping the old one", "err", err)
-			case changed:
-				c.logger.Info("TLS certificate reloaded", "file", c.certFile, "not_after", c.NotAfter())
-				lastWarn = now
-			case now.Sub(lastWarn) >= 24*time.Hour:
-				c.checkExpiry(now)
-				lastWarn = now
-			}
+	reload.Every(ctx, interval, func(now time.Time) {
+		changed, err := c.Reload()
+		switch {
+		case err != nil:
+			c.logger.Error("TLS certificate reload failed; keeping the old one", "err", err)
+		case changed:
+			c.logger.Info("TLS certificate reloaded", "file", c.certFile, "not_after", c.NotAfter())
+			lastWarn = now
+		case now.Sub(lastWarn) >= 24*time.Hour:
+			c.checkExpiry(now)
+			lastWarn = now
 		}
-	}
+	})
 }
 
 // TLSConfig returns a server TLS configuration (TLS 1.2 minimum) serving
@@ -210,22 +211,15 @@ func (c *ClientCAReloader) Pool() *x509.CertPool {
 // Watch reloads the file every interval until ctx is done, logging changes
 // and failures.
 func (c *ClientCAReloader) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			changed, err := c.Reload()
-			switch {
-			case err != nil:
-				c.logger.Error("TLS client CA reload failed; keeping the old one", "err", err)
-			case changed:
-				c.logger.Info("TLS client CA reloaded", "file", c.file)
-			}
+	reload.Every(ctx, interval, func(time.Time) {
+		changed, err := c.Reload()
+		switch {
+		case err != nil:
+			c.logger.Error("TLS client CA reload failed; keeping the old one", "err", err)
+		case changed:
+			c.logger.Info("TLS client CA reloaded", "file", c.file)
 		}
-	}
+	})
 }
 
 // TLSConfigReloading is [TLSConfig] with the client CAs taken from ca at

@@ -68,6 +68,14 @@ type SubjectKeyring interface {
 	NewSubjectDataKey(ctx context.Context, namespace, subject string) (DataKey, error)
 }
 
+// ShredNotifier is implemented by keyrings that shred data subject keys
+// in-process (keyring/subject): NotifyShred registers f to be called
+// after each such shred, so that a codec drops its cached data subject
+// keys at once rather than within its SubjectKeyMaxAge.
+type ShredNotifier interface {
+	NotifyShred(f func())
+}
+
 // ValidSubject checks a data subject ID: 1 to MaxSubjectLen bytes of
 // letters, digits, '-', '_', '.' and '@', starting and ending with a
 // letter, digit or '_'. Stores never write the ID anywhere: key IDs, file

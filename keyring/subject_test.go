@@ -38,3 +38,30 @@ func TestValidSubject(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalSubjectAndHandles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"Alice@Example.com", "alice@example.com"},
+		{"alice@example.com", "alice@example.com"},
+		{"Customer-42", "customer-42"},
+	} {
+		if got, err := keyring.CanonicalSubject(tc.in); err != nil || got != tc.want {
+			t.Errorf("CanonicalSubject(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := keyring.CanonicalSubject("a/b"); err == nil {
+		t.Error("CanonicalSubject accepted an invalid ID")
+	}
+	for h, ok := range map[string]bool{
+		strings.Repeat("0f", 16):          true,
+		strings.Repeat("0F", 16):          false,
+		strings.Repeat("0", 31):           false,
+		strings.Repeat("0", 33):           false,
+		"ada.smith@example.com-padding-x": false,
+	} {
+		if err := keyring.ValidSubjectHandle(h); (err == nil) != ok {
+			t.Errorf("ValidSubjectHandle(%q) = %v, want ok %v", h, err, ok)
+		}
+	}
+}

@@ -30,7 +30,7 @@ go test -run '^$' -bench BenchmarkCompressRoundTrip -benchmem -benchtime 300ms -
 
 echo
 echo "== data subject keys vs namespace keys; Vault calls for 10,000 payloads over 100 subjects (real Vault)"
-go test -run '^$' -bench 'BenchmarkSeal|BenchmarkOpen' -benchmem -count 5 -benchtime 0.3s ./keyring/subject/ | tee "$out/subject.txt" | grep -E '^Benchmark'
+go test -run '^$' -bench 'BenchmarkSeal|BenchmarkOpen|BenchmarkHandle' -benchmem -count 5 -benchtime 0.3s ./keyring/subject/ | tee "$out/subject.txt" | grep -E '^Benchmark'
 go test -count=1 -v -run TestVaultCallsPer10000Payloads ./keyring/subject/ | tee "$out/subject-vault.txt" | grep -iE 'calls|^---'
 
 echo

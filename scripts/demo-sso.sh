@@ -142,5 +142,6 @@ if [[ ${DEMO_EXIT_AFTER_START:-} == 1 ]]; then
   exit 0
 fi
 say "running; press Ctrl-C to stop everything"
+# Returns on Ctrl-C (the trap runs) or when a process stops by itself.
 wait_any
-exit 1
+report_exited

@@ -112,9 +112,6 @@ if [[ ${DEMO_EXIT_AFTER_START:-} == 1 ]]; then
   exit 0
 fi
 say "running; press Ctrl-C to stop everything"
-# Returns on Ctrl-C (the trap runs) or when a process stops.
+# Returns on Ctrl-C (the trap runs) or when a process stops by itself.
 wait_any
-for i in "${!pids[@]}"; do
-  kill -0 "${pids[i]}" 2>/dev/null || say "${names[i]} stopped; see $LOG_DIR/${names[i]}.log"
-done
-exit 1
+report_exited

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"os"
+	"io"
 	"strings"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // checkEmptyKeysFile refuses a key file path that was given but is empty
@@ -24,7 +23,7 @@ func checkEmptyKeysFile(fset *flag.FlagSet, args []string, lookup func(string) (
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		given = given || strings.HasPrefix(a, "-") && name == "keys-file"
 	}
-	env := keyflags.EnvName("keys-file")
+	env := keyconfig.EnvName("keys-file")
 	// With Vault configured no key file is wanted, and an empty variable
 	// cannot fall back to the development key file.
 	if v := fset.Lookup("vault-addr"); v != nil && v.Value.String() != "" {
@@ -41,19 +40,27 @@ func checkEmptyKeysFile(fset *flag.FlagSet, args []string, lookup func(string) (
 	return nil
 }
 
-// checkKeyFile says in one line what is wrong with a key file path before
-// anything opens it: missing, a directory, unreadable.
-func checkKeyFile(name, path string) error {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s %s: no such file (create one with: codec-server keys new --file %s)", name, path, path)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%s %s: permission denied", name, path)
-	case err != nil:
-		return fmt.Errorf("%s %s: %w", name, path, err)
-	case fi.IsDir():
-		return fmt.Errorf("%s %s is a directory, want a key file", name, path)
+// parseCommand parses a subcommand's args into fs, and with lookup the
+// environment twins of its flags too. It is the one way the subcommands
+// handle a bad flag or variable: the flag package prints a bad flag with
+// the usage, and a bad environment value is printed here in one line
+// naming the command; either exits 2. --help exits 0. ok is true when the
+// command should go on.
+func parseCommand(fs *flag.FlagSet, args []string, lookup func(string) (string, bool), stderr io.Writer) (code int, ok bool) {
+	var err error
+	if lookup != nil {
+		err = keyconfig.Parse(fs, args, lookup)
+	} else {
+		err = fs.Parse(args)
 	}
-	return nil
+	var envErr *keyconfig.EnvError
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	case errors.As(err, &envErr):
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	}
+	return 2, false
 }

@@ -18,7 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/codecserver"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 const decodeUsage = `Usage:
@@ -28,7 +29,9 @@ Reads the output of 'temporal workflow show -o json' (or -o jsonl, or any
 JSON holding Temporal payloads) from FILE, or from standard input when FILE
 is missing or "-", and prints it with every payload decoded: for incident
 work without a running codec server. The keyring flags are the server's
-(--keys-file, --vault-*, and their environment variables).
+(--keys-file, --vault-*, --subject-* and their environment variables); it
+decodes through the server's codec chain, so a payload of an erased data
+subject shows as the server shows it.
 
 Exit status: 0 when every payload decoded, 1 when the input or a payload
 could not be read (nothing is printed then), 2 for bad usage.
@@ -47,23 +50,17 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	fs.StringVar(&ns, "namespace", ns, "namespace the history comes from: envelope/v2 payloads sealed for another namespace fail; $TEMPORAL_NAMESPACE when set")
 	zlib := fs.Bool("zlib", true, "decompress binary/zlib payloads too, as the server's --zlib (--zlib=false turns it off)")
-	var keys keyflags.Options
+	keys := keyconfig.Default()
 	keys.Register(fs)
-	if err := keyflags.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if !isFlagError(err) {
-			fmt.Fprintln(stderr, "codec-server decode:", err)
-		}
-		return 2
+	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "codec-server decode: one input file at most, got %d\n", fs.NArg())
 		return 2
 	}
 	if keys.Source() == "" {
-		fmt.Fprintf(stderr, "codec-server decode: no keyring: pass --keys-file F (or set %s) or --vault-addr\n", keyflags.EnvName("keys-file"))
+		fmt.Fprintf(stderr, "codec-server decode: no keyring: pass --keys-file F (or set %s) or --vault-addr\n", keyconfig.EnvName("keys-file"))
 		return 2
 	}
 	name := "standard input"
@@ -77,28 +74,18 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		defer f.Close()
 		name, in = p, f
 	}
-	if keys.KeysFile != "" && keys.Vault.Address == "" {
-		if err := checkKeyFile("--keys-file", keys.KeysFile); err != nil {
-			fmt.Fprintln(stderr, "codec-server decode:", err)
-			return 1
-		}
-	}
-	keys.KeysReload = 0 // one pass: no watching
+	keys.File.Reload = 0 // one pass: no watching
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	kr, closer, err := keys.Open(ctx, logger)
+	opened, err := keys.Open(ctx, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
 	}
-	defer closer.Close()
-	cdc, err := codec.New(kr, codec.Options{Namespace: ns})
+	defer opened.Close()
+	codecs, err := codecChain(opened.Keyring, codec.Options{Namespace: ns}, *zlib)
 	if err != nil {
 		fmt.Fprintln(stderr, "codec-server decode:", err)
 		return 1
-	}
-	codecs := []converter.PayloadCodec{cdc}
-	if *zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{}))
 	}
 	var out bytes.Buffer
 	if err := decodeDocuments(ctx, in, &out, codecs); err != nil {
@@ -110,12 +97,6 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return 1
 	}
 	return 0
-}
-
-// isFlagError reports whether the flag package already printed err.
-func isFlagError(err error) bool {
-	var e interface{ Unwrap() []error }
-	return !errors.As(err, &e) // keyflags.ApplyEnv errors are joined; flag's are not
 }
 
 func oneLine(err error) string {
@@ -244,21 +225,8 @@ func trimPath(p string) string {
 	return p
 }
 
-// decodeChain decodes with codecs in the SDK's order (the first codec
-// first).
+// decodeChain decodes with codecs as the server does (codecserver.Decode).
 func decodeChain(ctx context.Context, codecs []converter.PayloadCodec, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	var err error
-	for _, c := range codecs {
-		if cc, ok := c.(interface {
-			DecodeContext(context.Context, []*commonpb.Payload) ([]*commonpb.Payload, error)
-		}); ok {
-			ps, err = cc.DecodeContext(ctx, ps)
-		} else {
-			ps, err = c.Decode(ps)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return ps, nil
+	out, _, err := codecserver.Decode(ctx, codecs, ps)
+	return out, err
 }

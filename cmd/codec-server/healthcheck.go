@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // runHealthcheck implements `codec-server healthcheck [--url URL]`: a GET
@@ -26,15 +25,12 @@ func runHealthcheck(args []string, stdout, stderr io.Writer, lookup func(string)
 	caFile := fs.String("cacert", "", "PEM CA bundle to verify an https:// server")
 	certFile := fs.String("cert", "", "PEM client certificate to present (not needed for /healthz or /readyz: with --tls-client-ca only /encode and /decode require one)")
 	keyFile := fs.String("key", "", "PEM key of --cert")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseCommand(fs, args, nil, stderr); !ok {
+		return code
 	}
 	if *url == "" {
 		listen := DefaultConfig().Listen
-		if v, ok := lookup(keyflags.EnvName("listen")); ok && v != "" {
+		if v, ok := lookup(keyconfig.EnvName("listen")); ok && v != "" {
 			listen = v
 		}
 		*url = "http://" + listen + "/healthz"

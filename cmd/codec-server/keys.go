@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +14,8 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/codec"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/internal/ownerfile"
+	"github.com/envelopecodec/envelope/keyconfig"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -84,7 +84,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		wantID = true
 		force = fs.Bool("force", false, "retire even if the key was active within --data-key-max-age + --keys-reload")
 		maxAge = fs.Duration("data-key-max-age", codec.DefaultDataKeyMaxAge, "the codec's DataKeyMaxAge in every process using the file")
-		reload = fs.Duration("keys-reload", keyflags.DefaultKeysReload, "the longest --keys-reload of any process using the file")
+		reload = fs.Duration("keys-reload", keyconfig.DefaultKeysReload, "the longest --keys-reload of any process using the file")
 	case "add-legacy":
 		legacyID = fs.String("id", "", "the samples' key ID (may be empty, their default)")
 		legacyFile = fs.String("key-file", "", "file holding the static key (default: read it from stdin)")
@@ -99,14 +99,11 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 	if wantID && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		id, rest, haveID = rest[0], rest[1:], true
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseCommand(fs, rest, nil, stderr); !ok {
+		return code
 	}
 	if *file == "" {
-		*file, _ = lookup(keyflags.EnvName("keys-file"))
+		*file, _ = lookup(keyconfig.EnvName("keys-file"))
 	}
 	if wantID && !haveID && fs.NArg() == 1 {
 		id, haveID = fs.Arg(0), true
@@ -115,7 +112,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		return 2
 	}
 	if *file == "" {
-		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyflags.EnvName("keys-file"))
+		fmt.Fprintf(stderr, "codec-server keys %s: no key file: pass --file F or set %s\n", cmd, keyconfig.EnvName("keys-file"))
 		return 2
 	}
 	if wantID && !haveID {
@@ -129,7 +126,7 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		return 2
 	}
 	if cmd != "new" {
-		if err := checkKeyFile("--file", *file); err != nil {
+		if err := keyconfig.CheckKeyFile("--file", *file); err != nil {
 			fmt.Fprintf(stderr, "codec-server keys %s: %v\n", cmd, err)
 			return 1
 		}
@@ -146,41 +143,46 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "created %s with active key %s\n", *file, info.ID)
+		fmt.Fprintf(stdout, "created %s with active key %s\n", *file, displayID(info))
 	case "add":
 		info, err := keyring.AddKey(*file, now)
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "added decrypt-only key %s to %s; once every server and worker has reloaded the file, run: codec-server keys promote %s --file %s\n", info.ID, *file, info.ID, *file)
+		fmt.Fprintf(stdout, "added decrypt-only key %s to %s; once every server and worker has reloaded the file, run: codec-server keys promote %s --file %s\n", displayID(info), *file, displayID(info), *file)
 	case "promote":
 		before, _ := keyring.ListFile(*file)
-		info, err := keyring.PromoteKey(*file, id, now)
+		info, err := keyring.PromoteKey(*file, fileKeyID(before, id), now)
 		if err != nil {
 			return fail(err)
 		}
 		for _, k := range before {
-			if k.ID == id && now.Sub(k.Created) < 2*keyflags.DefaultKeysReload {
-				fmt.Fprintf(stderr, "warning: key %s was added %s ago; processes that have not reloaded the file yet cannot decrypt what is sealed under it until they do\n", id, now.Sub(k.Created).Round(time.Second))
+			if k.ID == info.ID && now.Sub(k.Created) < 2*keyconfig.DefaultKeysReload {
+				fmt.Fprintf(stderr, "warning: key %s was added %s ago; processes that have not reloaded the file yet cannot decrypt what is sealed under it until they do\n", displayID(info), now.Sub(k.Created).Round(time.Second))
 			}
 		}
-		fmt.Fprintf(stdout, "key %s is now active in %s; new payloads are sealed under it once processes reload the file\n", info.ID, *file)
+		fmt.Fprintf(stdout, "key %s is now active in %s; new payloads are sealed under it once processes reload the file\n", displayID(info), *file)
 	case "rotate":
 		info, err := keyring.RotateFile(*file, now)
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "added key %s to %s and made it active; older keys still decrypt\n", info.ID, *file)
+		fmt.Fprintf(stdout, "added key %s to %s and made it active; older keys still decrypt\n", displayID(info), *file)
 	case "retire":
 		window := *maxAge + *reload
-		info, err := keyring.RetireKey(*file, id, now, keyring.RetireOptions{Window: window, Force: *force})
+		before, _ := keyring.ListFile(*file)
+		info, err := keyring.RetireKey(*file, fileKeyID(before, id), now, keyring.RetireOptions{Window: window, Force: *force})
 		if err != nil {
 			return fail(err)
 		}
 		if *force {
 			fmt.Fprintf(stderr, "warning: --force: retired %s without waiting %s after it stopped being active; processes still sealing under it make payloads nobody can decrypt until the key is restored\n", displayID(info), window)
 		}
-		fmt.Fprintf(stdout, "retired key %s in %s: payloads sealed under it no longer decrypt (the key material stays in the file)\n", displayID(info), *file)
+		// What is true: each process stops using the key when it reloads
+		// the file, and a decode cache keeps data keys it already unwrapped
+		// for up to the codec's DecodeCacheMaxAge.
+		fmt.Fprintf(stdout, "retired key %s in %s (the key material stays in the file): processes stop unwrapping data keys with it when they reload the file (--keys-reload, default %s), and keep decrypting payloads whose data keys they already cached for up to %s (the codec's decode cache)\n",
+			displayID(info), *file, keyconfig.DefaultKeysReload, codec.DefaultDecodeCacheMaxAge)
 	case "add-legacy":
 		key, err := readStaticKey(*legacyFile, stdin)
 		if err != nil {
@@ -205,6 +207,23 @@ func runKeysWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer, 
 		tw.Flush()
 	}
 	return 0
+}
+
+// fileKeyID turns the key ID a user typed into the ID in the key file:
+// every command prints the ID payloads carry (local/2026-12-07-48e27b), and
+// accepts that form and the bare one (2026-12-07-48e27b).
+func fileKeyID(keys []keyring.KeyInfo, typed string) string {
+	for _, k := range keys {
+		if k.ID == typed {
+			return typed
+		}
+	}
+	for _, k := range keys {
+		if k.FullID() == typed {
+			return k.ID
+		}
+	}
+	return typed
 }
 
 // displayID is the key ID payloads carry; the empty legacy ID is shown
@@ -235,6 +254,10 @@ func state(k keyring.KeyInfo) string {
 	return s
 }
 
+// maxStaticKeyInput bounds what add-legacy reads of a static key: its hex
+// form with a line end is 66 bytes, so --key-file /dev/zero fails at once.
+const maxStaticKeyInput = 4096
+
 // readStaticKey reads a 32-byte key from path, or from stdin when path is
 // empty or "-": 32 raw bytes, or base64 or hex of 32 bytes, with an
 // optional trailing newline. Never from the command line, which other users
@@ -249,9 +272,13 @@ func readStaticKey(path string, stdin io.Reader) ([]byte, error) {
 				fmt.Fprintln(os.Stderr, "codec-server keys add-legacy: paste the static key (raw, base64 or hex), then press Ctrl-D; or pass --key-file F")
 			}
 		}
-		data, err = io.ReadAll(io.LimitReader(stdin, 4096))
+		data, err = ownerfile.ReadAtMost(stdin, maxStaticKeyInput)
 	} else {
-		data, err = os.ReadFile(path)
+		var f *os.File
+		if f, err = os.Open(path); err == nil {
+			data, err = ownerfile.ReadAtMost(f, maxStaticKeyInput)
+			f.Close()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the static key: %w", err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // usageDefault matches a default stated in a usage text, e.g.
@@ -63,7 +63,7 @@ func TestReadmeFlagDefaults(t *testing.T) {
 		if !ok {
 			return // TestReadmeListsEveryFlag reports it
 		}
-		if env := keyflags.EnvName(f.Name); row[1] != env {
+		if env := keyconfig.EnvName(f.Name); row[1] != env {
 			t.Errorf("--%s: README says environment %q, want %q", f.Name, row[1], env)
 		}
 		if want := helpDefault(f); row[2] != want {

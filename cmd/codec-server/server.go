@@ -19,7 +19,9 @@ import (
 
 	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/codecserver"
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/internal/loopback"
+	"github.com/envelopecodec/envelope/keyconfig"
+	"github.com/envelopecodec/envelope/keyring"
 )
 
 // DevUIOrigins are the origins of the Temporal dev server's Web UI, allowed
@@ -32,19 +34,20 @@ type Config struct {
 	DefaultNamespace string
 	InsecureNoAuth   bool
 
-	Keys     keyflags.Options
-	Subjects keyflags.SubjectOptions
+	// Keys says where the keys come from (--keys-file, --vault-*,
+	// --subject-*), and DevKeysFile the development key file.
+	Keys keyconfig.Config
 	// Zlib chains the zlib codec after the envelope codec (--zlib).
 	Zlib bool
 
 	// NamespaceAliases are --namespace-alias values, NEW=OLD: namespace
 	// NEW may open payloads sealed for OLD.
-	NamespaceAliases  keyflags.StringList
+	NamespaceAliases  keyconfig.StringList
 	RefuseV1          bool
 	RefuseLegacy      bool
 	RequireEncryption bool
 
-	CORSOrigins keyflags.StringList
+	CORSOrigins keyconfig.StringList
 	CORSMaxAge  time.Duration
 
 	JWKSURL          string
@@ -62,7 +65,7 @@ type Config struct {
 	TLSKey            string
 	TLSClientCA       string
 	TLSReload         time.Duration
-	ClientPermissions keyflags.StringList
+	ClientPermissions keyconfig.StringList
 
 	MaxBodyBytes      int64
 	MaxPayloads       int
@@ -87,7 +90,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            "127.0.0.1:8081",
 		DefaultNamespace:  codec.DefaultNamespace,
-		Keys:              keyflags.Options{KeysReload: keyflags.DefaultKeysReload, DevKeysFile: keyflags.DefaultDevKeysFile},
+		Keys:              defaultKeys(),
 		CORSMaxAge:        codecserver.DefaultCORSMaxAge,
 		JWTAlgorithms:     strings.Join(codecserver.DefaultJWTAlgorithms, ","),
 		PermissionsClaim:  codecserver.DefaultPermissionsClaim,
@@ -189,7 +192,6 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "append the audit log (JSON lines) to this file instead of stderr")
 	fs.DurationVar(&c.AuditSync, "audit-flush-interval", c.AuditSync, "how often buffered audit lines are written out (and on shutdown); a crash loses at most this much (0: write every line at once)")
 
-	c.Subjects.Register(fs)
 	c.Keys.Register(fs) // also annotates every flag's usage with its environment twin
 	return fs
 }
@@ -201,7 +203,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
 	}
-	if err := keyflags.Parse(fs, args, m.LookupEnv); err != nil {
+	if err := keyconfig.Parse(fs, args, m.LookupEnv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -216,34 +218,44 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	return m.checkDevKeys(fs)
 }
 
-// checkDevKeys refuses the development key file, which Validate allows only
-// for the loopback default without authentication, when the environment
-// suggests a mistake: a CODEC_SERVER_* variable that names no flag (a
-// misspelled CODEC_SERVER_KEYS_FILE), or a Kubernetes pod, where the file
-// would vanish with the pod.
+// checkDevKeys applies the development key policy (keyconfig's
+// CheckDevKeys): the development key file is for the loopback default
+// without authentication, with no CODEC_SERVER_* variable that names no
+// flag (a misspelled CODEC_SERVER_KEYS_FILE), outside Kubernetes.
 func (m *Main) checkDevKeys(fs *flag.FlagSet) error {
-	if m.Config.Keys.Source() != "dev-file" {
-		return nil
+	c := &m.Config
+	u := keyconfig.DevKeysUse{Address: c.Listen, AddressName: "--listen", LookupEnv: m.LookupEnv}
+	switch {
+	case c.AuthConfigured():
+		u.Auth = "authentication is configured"
+	case c.InsecureNoAuth:
+		u.Auth = "--insecure-no-auth is set"
+	}
+	if u.LookupEnv == nil {
+		u.LookupEnv = os.LookupEnv
 	}
 	if m.Environ != nil {
-		if unknown := keyflags.UnknownEnv(fs, m.Environ()); len(unknown) > 0 {
-			return keyflags.NoKeyringError("the environment sets " + strings.Join(unknown, ", ") + ", which name no flag (misspelled?)")
-		}
+		u.Environ = m.Environ()
 	}
-	lookup := m.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
-	if why := keyflags.InKubernetes(lookup); why != "" {
-		return keyflags.NoKeyringError(why)
-	}
-	return nil
+	known := keyconfig.FlagEnvNames(fs)
+	u.Known = func(name string) bool { return known[name] }
+	return c.Keys.CheckDevKeys(u)
+}
+
+// defaultKeys is the keyring configuration of `codec-server` with no
+// flags: the development key file.
+func defaultKeys() keyconfig.Config {
+	k := keyconfig.Default()
+	k.DevKeysFile = keyconfig.DefaultDevKeysFile
+	return k
 }
 
 const usageHeader = `Usage:
   codec-server [flags]                        serve the envelope codec over HTTP
   codec-server keys new|add|promote|rotate|retire|add-legacy|list  manage a local key file
-  codec-server keys shred --subject ID ...    erase a data subject's payloads (docs/ERASURE.md)
+  codec-server keys init-subject-store ...    create a data subject key store (docs/ERASURE.md)
+  codec-server keys shred --namespace NS --subject ID ...  erase a data subject's payloads in NS
+  codec-server keys readmit --namespace NS --subject ID ...  let a shredded data subject be sealed for again
   codec-server healthcheck [--url URL]        GET /healthz; exit 1 unless it answers 200
   codec-server decode [flags] [FILE]          print 'temporal workflow show -o json' output decoded
   codec-server --version                      module version and VCS revision
@@ -266,7 +278,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
 	}
-	if !c.AuthConfigured() && !c.InsecureNoAuth && !isLoopback(host) {
+	if !c.AuthConfigured() && !c.InsecureNoAuth && !loopback.Host(host) {
 		return fmt.Errorf("no authentication configured and --listen %s is not a loopback address: anyone who reaches it could decrypt payloads. Configure --jwks-url/--oidc-issuer/--jwks-file or mTLS (--tls-client-ca with --client-permission), listen on 127.0.0.1, or pass --insecure-no-auth", c.Listen)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -279,7 +291,7 @@ func (c *Config) Validate() error {
 		return errors.New("--client-permission needs --tls-client-ca")
 	}
 	jwtOn := c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != ""
-	if c.TLSClientCA != "" && len(c.ClientPermissions) == 0 && !jwtOn && !isLoopback(host) {
+	if c.TLSClientCA != "" && len(c.ClientPermissions) == 0 && !jwtOn && !loopback.Host(host) {
 		return fmt.Errorf("--tls-client-ca without --client-permission on %s would give every certificate the CA signed every permission: map certificates with --client-permission, or say so explicitly with --client-permission '*=<namespace>:<role>'", c.Listen)
 	}
 	if c.PermissionsRegex != "" {
@@ -317,29 +329,7 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 || c.MaxPayloads <= 0 {
 		return errors.New("--max-body-bytes and --max-payloads must be positive")
 	}
-	if c.Keys.KeysFile == "" && c.Keys.Vault.Address == "" {
-		// The development key file is for the loopback default only.
-		switch {
-		case c.AuthConfigured():
-			return keyflags.NoKeyringError("authentication is configured (a deployment, not the local default)")
-		case c.InsecureNoAuth:
-			return keyflags.NoKeyringError("--insecure-no-auth is set (a deployment, not the local default)")
-		case !isLoopback(host):
-			return keyflags.NoKeyringError(fmt.Sprintf("--listen %s is not a loopback address", c.Listen))
-		}
-	}
-	if err := c.Keys.Validate(); err != nil {
-		return err
-	}
-	return c.Subjects.Validate(&c.Keys)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return c.Keys.Validate()
 }
 
 // Logger returns the server's logger (valid after Run).
@@ -388,44 +378,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if metrics != nil {
 		c.Keys.OnReload = metrics.ObserveKeyReload
 	}
-	if c.Keys.KeysFile != "" && c.Keys.Vault.Address == "" {
-		if err := checkKeyFile("--keys-file", c.Keys.KeysFile); err != nil {
-			return err
-		}
-	}
-	if c.Keys.Vault.Address == "" {
-		// Keys from a file (or the development key file): its reload
-		// metrics are exported from the start, also with --keys-reload 0.
+	if src := c.Keys.Source(); src == "file" || src == keyconfig.DevFileSource {
+		// Keys from a file: its reload metrics are exported from the
+		// start, also with --keys-reload 0.
 		metrics.ExportKeyFileReloads()
 	}
-	kr, closer, err := c.Keys.Open(ctx, m.logger)
+	codecs, kr, err := m.openCodecs(ctx, metrics)
 	if err != nil {
 		return err
-	}
-	m.closers = append(m.closers, closer)
-	if kr, err = c.Subjects.Wrap(ctx, kr, &c.Keys); err != nil {
-		return err
-	}
-	kr = codecserver.InstrumentKeyring(kr, metrics)
-	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
-	if err != nil {
-		return err
-	}
-	cdc, err := codec.New(kr, codec.Options{
-		Namespace:         c.DefaultNamespace,
-		DecodeObserver:    metrics.ObserveDecode,
-		NamespaceAliases:  aliases,
-		RefuseV1:          c.RefuseV1,
-		RefuseLegacy:      c.RefuseLegacy,
-		RequireEncryption: c.RequireEncryption,
-	})
-	if err != nil {
-		return err
-	}
-
-	codecs := []converter.PayloadCodec{cdc}
-	if c.Zlib {
-		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
 	}
 	scfg := codecserver.Config{
 		Codecs:           codecs,
@@ -444,41 +404,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// /encode and /decode require one, probes and /metrics do not.
 		RequireClientCert: c.TLSClientCA != "",
 	}
-	if c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" {
-		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{
-			JWKSURL: c.JWKSURL, OIDCIssuer: c.OIDCIssuer, JWKSFile: c.JWKSFile,
-			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
-			Algorithms:       splitComma(c.JWTAlgorithms),
-			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
-			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
-		})
-		if err != nil {
-			return err
-		}
-		scfg.JWT = v
-		if c.JWTAudience == "" {
-			m.logger.Warn("JWT: no --jwt-audience: tokens minted for other services are accepted too")
-		}
-	}
-	if len(c.ClientPermissions) > 0 {
-		if scfg.ClientCertPermissions, err = codecserver.ParseClientCertPermissions(c.ClientPermissions); err != nil {
-			return err
-		}
-	}
-	if !c.AuthConfigured() {
-		scfg.Unauthenticated = true
-		// On loopback, answer only requests for a loopback name: a web
-		// page cannot reach the server through DNS rebinding.
-		host, _, _ := net.SplitHostPort(c.Listen)
-		scfg.LoopbackHostOnly = isLoopback(host)
-		if len(scfg.CORSOrigins) == 0 {
-			scfg.CORSOrigins = DevUIOrigins
-		}
-		if c.InsecureNoAuth {
-			m.logger.Warn("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach this address can decrypt payloads", "listen", c.Listen)
-		} else {
-			m.logger.Warn("no authentication configured: serving on loopback only; configure JWT or mTLS before exposing it", "listen", c.Listen)
-		}
+	if err := m.configureAuth(ctx, &scfg); err != nil {
+		return err
 	}
 	if c.Audit {
 		w := io.Writer(m.Stderr)
@@ -492,7 +419,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		// Buffered: one write per batch, not per request. Closed (so
 		// flushed) after the HTTP server has shut down and before the file.
-		aw := codecserver.NewAuditWriter(w, c.AuditSync)
+		aw := codecserver.NewAuditWriter(metrics.CountAuditErrors(w), c.AuditSync)
 		m.closers = append(m.closers, aw)
 		scfg.AuditWriter = aw // the same JSON lines as a slog JSON handler, without slog
 	}
@@ -501,29 +428,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	var tlsCfg *tls.Config
-	if c.TLSCert != "" {
-		cr, err := codecserver.NewCertReloader(c.TLSCert, c.TLSKey, m.logger, metrics)
-		if err != nil {
-			return err
-		}
-		var ca *codecserver.ClientCAReloader
-		if c.TLSClientCA != "" {
-			if ca, err = codecserver.NewClientCAReloader(c.TLSClientCA, m.logger); err != nil {
-				return err
-			}
-		}
-		if tlsCfg, err = codecserver.TLSConfigReloading(cr, ca); err != nil {
-			return err
-		}
-		if c.TLSReload > 0 {
-			m.wg.Add(1)
-			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
-			if ca != nil {
-				m.wg.Add(1)
-				go func() { defer m.wg.Done(); ca.Watch(bg, c.TLSReload) }()
-			}
-		}
+	tlsCfg, err := m.tlsConfig(bg, metrics)
+	if err != nil {
+		return err
 	}
 
 	m.srv = &http.Server{
@@ -568,6 +475,121 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.logger.Info("codec server listening", "url", m.URL(), "auth", auth, "keyring", c.Keys.Source(),
 		"cors_origins", strings.Join(origins, ","), "metrics", c.Metrics, "audit", c.Audit, "mtls", c.TLSClientCA != "")
 	return nil
+}
+
+// openCodecs opens the keys (keyconfig) and builds the codec chain the
+// server decodes with: the envelope codec, then zlib with --zlib.
+func (m *Main) openCodecs(ctx context.Context, metrics *codecserver.Metrics) ([]converter.PayloadCodec, keyring.Keyring, error) {
+	c := &m.Config
+	keys, err := c.Keys.Open(ctx, m.logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.closers = append(m.closers, keys)
+	kr := codecserver.InstrumentKeyring(keys.Keyring, metrics)
+	aliases, err := ParseNamespaceAliases(c.NamespaceAliases)
+	if err != nil {
+		return nil, nil, err
+	}
+	codecs, err := codecChain(kr, codec.Options{
+		Namespace:         c.DefaultNamespace,
+		DecodeObserver:    metrics.ObserveDecode,
+		NamespaceAliases:  aliases,
+		RefuseV1:          c.RefuseV1,
+		RefuseLegacy:      c.RefuseLegacy,
+		RequireEncryption: c.RequireEncryption,
+	}, c.Zlib)
+	return codecs, kr, err
+}
+
+// codecChain is the codec chain of the server and of decode: the envelope
+// codec on kr, then, with zlib, the SDK's zlib codec for decoding.
+func codecChain(kr keyring.Keyring, opts codec.Options, zlib bool) ([]converter.PayloadCodec, error) {
+	cdc, err := codec.New(kr, opts)
+	if err != nil {
+		return nil, err
+	}
+	codecs := []converter.PayloadCodec{cdc}
+	if zlib {
+		codecs = append(codecs, codec.NewZlib(codec.ZlibOptions{DecodeOnly: true}))
+	}
+	return codecs, nil
+}
+
+// configureAuth sets the JWT verifier and the client certificate
+// permissions of scfg, or, with neither, serving without authentication.
+func (m *Main) configureAuth(ctx context.Context, scfg *codecserver.Config) error {
+	c := &m.Config
+	var err error
+	if c.JWKSURL != "" || c.OIDCIssuer != "" || c.JWKSFile != "" {
+		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{
+			JWKSURL: c.JWKSURL, OIDCIssuer: c.OIDCIssuer, JWKSFile: c.JWKSFile,
+			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
+			Algorithms:       splitComma(c.JWTAlgorithms),
+			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
+			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
+		})
+		if err != nil {
+			return err
+		}
+		scfg.JWT = v
+		if c.JWTAudience == "" {
+			m.logger.Warn("JWT: no --jwt-audience: tokens minted for other services are accepted too")
+		}
+	}
+	if len(c.ClientPermissions) > 0 {
+		if scfg.ClientCertPermissions, err = codecserver.ParseClientCertPermissions(c.ClientPermissions); err != nil {
+			return err
+		}
+	}
+	if !c.AuthConfigured() {
+		scfg.Unauthenticated = true
+		// On loopback, answer only requests for a loopback name: a web
+		// page cannot reach the server through DNS rebinding.
+		host, _, _ := net.SplitHostPort(c.Listen)
+		scfg.LoopbackHostOnly = loopback.Host(host)
+		if len(scfg.CORSOrigins) == 0 {
+			scfg.CORSOrigins = DevUIOrigins
+		}
+		if c.InsecureNoAuth {
+			m.logger.Warn("NO AUTHENTICATION (--insecure-no-auth): anyone who can reach this address can decrypt payloads", "listen", c.Listen)
+		} else {
+			m.logger.Warn("no authentication configured: serving on loopback only; configure JWT or mTLS before exposing it", "listen", c.Listen)
+		}
+	}
+	return nil
+}
+
+// tlsConfig returns the TLS configuration (nil without --tls-cert), with
+// the certificate and the client CA reloaded every --tls-reload until bg
+// ends.
+func (m *Main) tlsConfig(bg context.Context, metrics *codecserver.Metrics) (*tls.Config, error) {
+	c := &m.Config
+	var tlsCfg *tls.Config
+	if c.TLSCert != "" {
+		cr, err := codecserver.NewCertReloader(c.TLSCert, c.TLSKey, m.logger, metrics)
+		if err != nil {
+			return nil, err
+		}
+		var ca *codecserver.ClientCAReloader
+		if c.TLSClientCA != "" {
+			if ca, err = codecserver.NewClientCAReloader(c.TLSClientCA, m.logger); err != nil {
+				return nil, err
+			}
+		}
+		if tlsCfg, err = codecserver.TLSConfigReloading(cr, ca); err != nil {
+			return nil, err
+		}
+		if c.TLSReload > 0 {
+			m.wg.Add(1)
+			go func() { defer m.wg.Done(); cr.Watch(bg, c.TLSReload) }()
+			if ca != nil {
+				m.wg.Add(1)
+				go func() { defer m.wg.Done(); ca.Watch(bg, c.TLSReload) }()
+			}
+		}
+	}
+	return tlsCfg, nil
 }
 
 // Close stops accepting requests, lets running ones finish within

@@ -2,21 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/subject"
 )
 
 const shredUsage = `Usage:
   codec-server keys shred --namespace NS --subject ID --subject-store dir|vault
-        [--reference TICKET] [--record-subject] [--audit-log F] [store and keyring flags]
+        [--reference TICKET] [--record-subject] [--by WHO] [--audit-log F] [store and keyring flags]
   codec-server keys readmit --namespace NS --subject ID --subject-store dir|vault
         [--reference TICKET] [--record-subject] [--audit-log F] [store and keyring flags]
 
@@ -38,55 +38,37 @@ key <prefix>store. Servers and workers refuse to start on a folder or mount
 that is not an initialised store. See docs/ERASURE.md.
 `
 
-// openBase opens the namespace keyring when the store needs it (vault).
-func openBase(ctx context.Context, subj *keyflags.SubjectOptions, keys *keyflags.Options, stderr io.Writer) (keyring.Keyring, io.Closer, error) {
-	if subj.Store != subject.VaultStoreName {
-		return nil, io.NopCloser(nil), nil
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return keys.Open(ctx, logger)
-}
-
 // runInitSubjectStore implements `codec-server keys init-subject-store`.
 func runInitSubjectStore(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	const name = "codec-server keys init-subject-store"
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, initStoreUsage); fs.PrintDefaults() }
-	var subj keyflags.SubjectOptions
-	subj.Register(fs)
-	var keys keyflags.Options
+	keys := keyconfig.Default()
 	keys.Register(fs)
-	if err := keyflags.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+		return code
 	}
 	switch {
-	case subj.Store == "":
+	case keys.Subjects.Store == "":
 		fmt.Fprintf(stderr, "%s: --subject-store is required: dir or vault (see %s --help)\n", name, name)
 		return 2
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", name, fs.Arg(0), name)
 		return 2
 	}
-	if err := subj.Validate(&keys); err != nil {
+	if err := keys.ValidateSubjects(); err != nil {
 		fmt.Fprintln(stderr, name+":", err)
 		return 2
 	}
 	ctx := context.Background()
-	base, closer, err := openBase(ctx, &subj, &keys, stderr)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, closer, err := keys.InitSubjectStore(ctx, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, name+":", err)
 		return 1
 	}
 	defer closer.Close()
-	st, err := subj.InitStore(ctx, base, &keys)
-	if err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 1
-	}
 	fmt.Fprintf(stdout, "created the %s data subject key store %s\n", st.Name(), st.ID())
 	return 0
 }
@@ -102,15 +84,11 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 	ref := fs.String("reference", "", "your reference for the request (e.g. TICKET-123), written to the audit line")
 	record := fs.Bool("record-subject", false, "also write the subject ID into the audit line (off: only its handle)")
 	auditPath := fs.String("audit-log", "", "append the audit line to this file instead of stderr")
-	var subj keyflags.SubjectOptions
-	subj.Register(fs)
-	var keys keyflags.Options
+	by := fs.String("by", "", "who asks, for the audit line (default: $USER, else the uid)")
+	keys := keyconfig.Default()
 	keys.Register(fs)
-	if err := keyflags.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+		return code
 	}
 	switch {
 	case *ns == "":
@@ -119,14 +97,14 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 	case *id == "":
 		fmt.Fprintf(stderr, "%s: --subject is required (see %s --help)\n", name, name)
 		return 2
-	case subj.Store == "":
+	case keys.Subjects.Store == "":
 		fmt.Fprintf(stderr, "%s: --subject-store is required: dir or vault (see %s --help)\n", name, name)
 		return 2
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", name, fs.Arg(0), name)
 		return 2
 	}
-	if err := subj.Validate(&keys); err != nil {
+	if err := keys.ValidateSubjects(); err != nil {
 		fmt.Fprintln(stderr, name+":", err)
 		return 2
 	}
@@ -135,17 +113,13 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 		return 2
 	}
 	ctx := context.Background()
-	base, closer, err := openBase(ctx, &subj, &keys, stderr)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, closer, err := keys.OpenSubjectStore(ctx, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, name+":", err)
 		return 1
 	}
 	defer closer.Close()
-	store, err := subj.OpenStore(ctx, base, &keys)
-	if err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 1
-	}
 	var w io.Writer = stderr
 	if *auditPath != "" {
 		f, err := os.OpenFile(*auditPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -156,9 +130,12 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 		defer f.Close()
 		w = f
 	}
-	by, _ := lookup("USER")
+	who := *by
+	if who == "" {
+		who = whoAmI(lookup)
+	}
 	audit := slog.New(slog.NewJSONHandler(w, nil)).With("log", "audit")
-	req := subject.Request{Namespace: *ns, Subject: *id, By: by, Reference: *ref, RecordSubject: *record}
+	req := subject.Request{Namespace: *ns, Subject: *id, By: who, Reference: *ref, RecordSubject: *record}
 	if cmd == "readmit" {
 		h, was, err := subject.Readmit(ctx, store, req, audit)
 		switch {
@@ -183,4 +160,13 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 	}
 	fmt.Fprintf(stdout, "shredded the key of data subject handle %s in namespace %s of the %s store; its payloads are erased\n", h, *ns, store.Name())
 	return 0
+}
+
+// whoAmI names the user running the command for an audit line: $USER, or
+// "uid N" when it is unset (a container, cron).
+func whoAmI(lookup func(string) (string, bool)) string {
+	if u, ok := lookup("USER"); ok && u != "" {
+		return u
+	}
+	return "uid " + strconv.Itoa(os.Getuid())
 }

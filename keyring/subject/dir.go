@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/envelopecodec/envelope/internal/ownerfile"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -59,11 +59,6 @@ type dirIdentity struct {
 	ID        string `json:"id"`
 	HandleKey []byte `json:"handle_key"` // base64 in JSON
 }
-
-// ErrNotInitialised means a folder or Vault mount is not an initialised
-// data subject key store; `codec-server keys init-subject-store` creates
-// one.
-var ErrNotInitialised = errors.New("subject: not an initialised data subject key store (create one with: codec-server keys init-subject-store)")
 
 // InitDir creates a Dir store in dir: the folder (mode 0700) if missing,
 // which must otherwise be empty and owner-only, and its identity file. It
@@ -151,9 +146,9 @@ func checkDir(dir string) error {
 // maxKeyFileSize bounds what read reads of a file.
 const maxKeyFileSize = 64 << 10
 
-// open opens a file of the store without following a symlink (and
-// without blocking on a FIFO) and checks that it is a regular file only
-// its owner can use. A missing file is fs.ErrNotExist.
+// open opens a file of the store for Shred without following a symlink
+// (and without blocking on a FIFO) and checks that it is a regular file
+// only its owner can use. A missing file is fs.ErrNotExist.
 func (d *Dir) open(name string, flag int) (*os.File, os.FileInfo, error) {
 	p := filepath.Join(d.dir, name)
 	f, err := os.OpenFile(p, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
@@ -178,84 +173,63 @@ func (d *Dir) open(name string, flag int) (*os.File, os.FileInfo, error) {
 	return f, fi, nil
 }
 
-// read reads a file of the store; a missing file is fs.ErrNotExist.
+// read reads a file of the store (ownerfile.Read, at most
+// maxKeyFileSize bytes); a missing file is fs.ErrNotExist.
 func (d *Dir) read(name string) ([]byte, error) {
-	fh, _, err := d.open(name, os.O_RDONLY)
-	if err != nil {
-		return nil, err
+	b, _, err := ownerfile.Read(filepath.Join(d.dir, name), maxKeyFileSize, checkOwnerOnly)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("subject: %w", err)
 	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxKeyFileSize))
-	if err != nil {
-		return nil, fmt.Errorf("subject: read %s: %w", name, err)
-	}
-	return b, nil
+	return b, err
 }
 
-// create writes a new file (mode 0600) that must not exist yet: a
-// temporary file, synced, hard-linked into place (fs.ErrExist if another
-// process was first), and the folder synced.
-func (d *Dir) create(name string, b []byte) error {
-	tmp, err := d.temp(b)
-	if err != nil {
-		return err
+// checkOwnerOnly is ownerfile.Check, and refuses a file group or others
+// can read: it holds a key.
+func checkOwnerOnly(path string, fi os.FileInfo) error {
+	if err := ownerfile.Check(path, fi); err != nil {
+		return fmt.Errorf("file %s: %w", path, err)
 	}
-	defer os.Remove(tmp)
-	// Link, unlike rename, never replaces a file another process created
-	// in the meantime.
-	if err := os.Link(tmp, filepath.Join(d.dir, name)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fs.ErrExist
-		}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("file %s has mode %s: group or others can use it; restrict it with chmod 600", path, perm)
+	}
+	return nil
+}
+
+// create writes a new file (mode 0600) that must not exist yet
+// (ownerfile.Write: synced, hard-linked into place, fs.ErrExist if
+// another process was first, the folder synced).
+func (d *Dir) create(name string, b []byte) error {
+	err := ownerfile.Write(filepath.Join(d.dir, name), b, ownerfile.WriteOptions{TempPattern: ".new-*"})
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("subject: create %s: %w", name, err)
 	}
-	return d.syncDir()
+	return err
 }
 
-// replace writes a file, replacing it if it exists (rename), and syncs
-// the folder.
+// replace writes a file (mode 0600), replacing it if it exists, and
+// syncs the folder.
 func (d *Dir) replace(name string, b []byte) error {
-	tmp, err := d.temp(b)
-	if err != nil {
-		return err
+	p := filepath.Join(d.dir, name)
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return d.create(name, b)
+	case err != nil:
+		return fmt.Errorf("subject: %w", err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("subject: file %s is not a regular file", p)
 	}
-	if err := os.Rename(tmp, filepath.Join(d.dir, name)); err != nil {
-		os.Remove(tmp)
+	if err := ownerfile.Write(p, b, ownerfile.WriteOptions{Replace: fi, TempPattern: ".new-*"}); err != nil {
 		return fmt.Errorf("subject: write %s: %w", name, err)
 	}
-	return d.syncDir()
-}
-
-// temp writes b to a new synced temporary file (mode 0600) in the folder.
-func (d *Dir) temp(b []byte) (string, error) {
-	f, err := os.CreateTemp(d.dir, ".new-*")
-	if err != nil {
-		return "", fmt.Errorf("subject: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("subject: write temporary file: %w", err)
-	}
-	return f.Name(), nil
+	return nil
 }
 
 // syncDir syncs the folder, so that a created or removed name survives a
 // crash.
 func (d *Dir) syncDir() error {
-	f, err := os.Open(d.dir)
-	if err != nil {
-		return fmt.Errorf("subject: sync key folder: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("subject: sync key folder: %w", err)
+	if err := ownerfile.SyncDir(d.dir); err != nil {
+		return fmt.Errorf("subject: %w", err)
 	}
 	return nil
 }
@@ -388,7 +362,7 @@ func subjectAEAD(key []byte) (cipher.AEAD, error) {
 }
 
 // NewDataKey implements Store.
-func (d *Dir) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, error) {
+func (d *Dir) NewDataKey(ctx context.Context, _, handle string) (keyring.DataKey, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
 	}
@@ -411,7 +385,7 @@ func (d *Dir) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, e
 
 // UnwrapDataKeys implements Store. Each handle's files are read once per
 // call.
-func (d *Dir) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (d *Dir) UnwrapDataKeys(ctx context.Context, _ string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	type state struct {
 		f *dirKeyFile
 		t *dirTombstone
@@ -472,7 +446,7 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]
 // writes the tombstone (synced), overwrites the key file with zeros,
 // syncs it, unlinks it and syncs the folder. A key file left zeroed by an
 // interrupted shred is removed.
-func (d *Dir) Shred(ctx context.Context, handle string) (bool, error) {
+func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
@@ -533,7 +507,7 @@ func (d *Dir) Shred(ctx context.Context, handle string) (bool, error) {
 
 // Readmit implements Store: the tombstone stays (old generations stay
 // erased) but no longer blocks new keys.
-func (d *Dir) Readmit(ctx context.Context, handle string) (bool, error) {
+func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}

@@ -67,13 +67,13 @@ func TestDirStoreRefusesSharedFiles(t *testing.T) {
 		if err := os.Symlink(victim, filepath.Join(d.Folder(), h+".key")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Shred(ctx, h); err == nil {
+		if _, err := d.Shred(ctx, "default", h); err == nil {
 			t.Error("Shred of a symlinked key file succeeded")
 		}
 		if got, _ := os.ReadFile(victim); !bytes.Equal(got, content) {
 			t.Errorf("Shred overwrote the symlink's target: %q", got)
 		}
-		if _, err := d.NewDataKey(ctx, h); err == nil {
+		if _, err := d.NewDataKey(ctx, "default", h); err == nil {
 			t.Error("NewDataKey used a symlinked key file")
 		}
 	})
@@ -86,7 +86,7 @@ func TestDirStoreRefusesSharedFiles(t *testing.T) {
 		if err := os.WriteFile(p, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Shred(ctx, h); err == nil {
+		if _, err := d.Shred(ctx, "default", h); err == nil {
 			t.Error("Shred of a file that holds no key of the handle succeeded")
 		}
 		if got, _ := os.ReadFile(p); !bytes.Equal(got, content) {
@@ -98,17 +98,17 @@ func TestDirStoreRefusesSharedFiles(t *testing.T) {
 		t.Run("key file with mode "+mode.String(), func(t *testing.T) {
 			d := newDir(t)
 			h := handleOf(t, d, "bob")
-			dk, err := d.NewDataKey(ctx, h)
+			dk, err := d.NewDataKey(ctx, "default", h)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Chmod(filepath.Join(d.Folder(), h+".key"), mode); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.NewDataKey(ctx, h); err == nil {
+			if _, err := d.NewDataKey(ctx, "default", h); err == nil {
 				t.Error("NewDataKey used a key file others can use")
 			}
-			_, err = d.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}})
+			_, err = d.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}})
 			if err == nil || errors.Is(err, keyring.ErrErased) {
 				t.Errorf("UnwrapDataKeys with a key file others can use: %v, want a refusal that is not ErrErased", err)
 			}
@@ -118,10 +118,10 @@ func TestDirStoreRefusesSharedFiles(t *testing.T) {
 	t.Run("new files are 0600 in a 0700 folder", func(t *testing.T) {
 		d := newDir(t)
 		h := handleOf(t, d, "carol")
-		if _, err := d.NewDataKey(ctx, h); err != nil {
+		if _, err := d.NewDataKey(ctx, "default", h); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Shred(ctx, handleOf(t, d, "dan")); err != nil {
+		if _, err := d.Shred(ctx, "default", handleOf(t, d, "dan")); err != nil {
 			t.Fatal(err)
 		}
 		fi, _ := os.Stat(d.Folder())
@@ -178,7 +178,7 @@ func TestDirStoreFinishesInterruptedShred(t *testing.T) {
 	ctx := context.Background()
 	d := newDir(t)
 	h := handleOf(t, d, "frank")
-	dk, err := d.NewDataKey(ctx, h)
+	dk, err := d.NewDataKey(ctx, "default", h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +196,13 @@ func TestDirStoreFinishesInterruptedShred(t *testing.T) {
 	if err := os.WriteFile(p, make([]byte, len(raw)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); !errors.Is(err, keyring.ErrErased) {
+	if _, err := d.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); !errors.Is(err, keyring.ErrErased) {
 		t.Errorf("a zeroed key file: err %v, want ErrErased", err)
 	}
-	if _, err := d.NewDataKey(ctx, h); !errors.Is(err, keyring.ErrErased) {
+	if _, err := d.NewDataKey(ctx, "default", h); !errors.Is(err, keyring.ErrErased) {
 		t.Errorf("sealing with a zeroed key file: err %v, want ErrErased", err)
 	}
-	if existed, err := d.Shred(ctx, h); err != nil || !existed {
+	if existed, err := d.Shred(ctx, "default", h); err != nil || !existed {
 		t.Fatalf("the next shred: existed %v, err %v", existed, err)
 	}
 	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {

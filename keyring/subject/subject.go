@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,11 @@ import (
 
 	"github.com/envelopecodec/envelope/keyring"
 )
+
+// ErrNotInitialised means a folder or Vault mount is not an initialised
+// data subject key store; `codec-server keys init-subject-store` creates
+// one.
+var ErrNotInitialised = errors.New("subject: not an initialised data subject key store (create one with: codec-server keys init-subject-store)")
 
 // Store holds one key-encryption key per data subject handle.
 // Implementations must be safe for concurrent use, also across processes:
@@ -61,22 +67,23 @@ type Store interface {
 	// NewDataKey returns a fresh data key wrapped under handle's key,
 	// creating the key first if the handle has none. It fails with
 	// keyring.ErrErased if the handle was shredded and not re-admitted.
-	NewDataKey(ctx context.Context, handle string) (keyring.DataKey, error)
+	// namespace is the handle's namespace (a store may name keys by it).
+	NewDataKey(ctx context.Context, namespace, handle string) (keyring.DataKey, error)
 	// UnwrapDataKeys unwraps keys whose IDs name this store, in as few
 	// calls as the store allows. A key a tombstone records as shredded
 	// fails with keyring.ErrErased, a key that never existed with
 	// keyring.ErrUnknownKey; the error names the first failing key.
-	UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error)
+	UnwrapDataKeys(ctx context.Context, namespace string, keys []keyring.WrappedKey) ([]keyring.Secret, error)
 	// Shred deletes handle's key for good and leaves a tombstone that
 	// records the key's generation and blocks new keys for the handle.
 	// It reports whether there was a key to delete; shredding a handle
 	// with no key is not an error (the tombstone is left all the same).
 	// A shred interrupted half-way is finished by the next one.
-	Shred(ctx context.Context, handle string) (bool, error)
+	Shred(ctx context.Context, namespace, handle string) (bool, error)
 	// Readmit lifts the block a shred left on handle: sealing for it
 	// creates a new key (a new generation); payloads of the shredded
 	// generations stay erased. It reports whether the handle was blocked.
-	Readmit(ctx context.Context, handle string) (bool, error)
+	Readmit(ctx context.Context, namespace, handle string) (bool, error)
 }
 
 // handleInput is what a store's handle HMAC covers: a label, the
@@ -127,6 +134,9 @@ type Keyring struct {
 	// shreds counts shreds made through this Keyring: KeyGeneration
 	// adds it, so the codec drops its cached subject keys at once.
 	shreds atomic.Uint64
+
+	mu       sync.Mutex
+	onShreds []func() // NotifyShred
 }
 
 var (
@@ -134,7 +144,16 @@ var (
 	_ keyring.Rotating       = (*Keyring)(nil)
 	_ keyring.Checker        = (*Keyring)(nil)
 	_ keyring.LegacyKeys     = (*Keyring)(nil)
+	_ keyring.ShredNotifier  = (*Keyring)(nil)
 )
+
+// NotifyShred implements keyring.ShredNotifier: f runs after every shred
+// made through this Keyring (codec.New registers its caches' purge).
+func (k *Keyring) NotifyShred(f func()) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.onShreds = append(k.onShreds, f)
+}
 
 // handleCacheSize bounds the handles a Keyring remembers.
 const handleCacheSize = 4096
@@ -197,7 +216,7 @@ func (k *Keyring) NewSubjectDataKey(ctx context.Context, namespace, subject stri
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
-	return k.store.NewDataKey(ctx, h)
+	return k.store.NewDataKey(ctx, namespace, h)
 }
 
 // UnwrapDataKeys implements keyring.Keyring: keys with a data subject key
@@ -217,7 +236,7 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 		idx    []int
 		unwrap func([]keyring.WrappedKey) ([]keyring.Secret, error)
 	}{
-		{subj, func(w []keyring.WrappedKey) ([]keyring.Secret, error) { return k.storeUnwrap(ctx, w) }},
+		{subj, func(w []keyring.WrappedKey) ([]keyring.Secret, error) { return k.storeUnwrap(ctx, namespace, w) }},
 		{base, func(w []keyring.WrappedKey) ([]keyring.Secret, error) {
 			return k.base.UnwrapDataKeys(ctx, namespace, w)
 		}},
@@ -254,14 +273,14 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 
 // storeUnwrap refuses subject key IDs of another store before asking the
 // store: they name keys this keyring cannot hold.
-func (k *Keyring) storeUnwrap(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (k *Keyring) storeUnwrap(ctx context.Context, namespace string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
 	prefix := keyring.SubjectKeyIDPrefix + k.store.Name() + "/"
 	for i, w := range keys {
 		if !strings.HasPrefix(w.KeyID, prefix) {
 			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q is not in the %s store: %w", truncate(w.KeyID), k.store.Name(), keyring.ErrUnknownKey)}
 		}
 	}
-	return k.store.UnwrapDataKeys(ctx, keys)
+	return k.store.UnwrapDataKeys(ctx, namespace, keys)
 }
 
 // Request names the data subject a shred or re-admission is for, and what
@@ -284,8 +303,15 @@ type Request struct {
 // cached subject keys at once (KeyGeneration changes). Other processes
 // drop theirs within codec.Options.SubjectKeyMaxAge.
 func (k *Keyring) Shred(ctx context.Context, req Request) (handle string, existed bool, err error) {
-	defer k.shreds.Add(1)
-	return Shred(ctx, k.store, req, k.opts.AuditLog)
+	h, existed, err := Shred(ctx, k.store, req, k.opts.AuditLog)
+	k.shreds.Add(1)
+	k.mu.Lock()
+	fs := append([]func(){}, k.onShreds...)
+	k.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+	return h, existed, err
 }
 
 // Readmit lifts the block a shred left on req's subject (see the package
@@ -312,7 +338,7 @@ func Readmit(ctx context.Context, store Store, req Request, audit *slog.Logger) 
 	return operate(ctx, store, req, audit, "data subject re-admitted", "readmit", "readmitted", "not_blocked", store.Readmit)
 }
 
-func operate(ctx context.Context, store Store, req Request, audit *slog.Logger, msg, event, yes, no string, op func(context.Context, string) (bool, error)) (string, bool, error) {
+func operate(ctx context.Context, store Store, req Request, audit *slog.Logger, msg, event, yes, no string, op func(context.Context, string, string) (bool, error)) (string, bool, error) {
 	if req.Namespace == "" {
 		return "", false, errors.New("subject: a namespace is required: data subject keys belong to a namespace")
 	}
@@ -324,7 +350,7 @@ func operate(ctx context.Context, store Store, req Request, audit *slog.Logger, 
 	if err != nil {
 		return "", false, err
 	}
-	done, err := op(ctx, h)
+	done, err := op(ctx, req.Namespace, h)
 	if audit != nil {
 		result := yes
 		switch {

@@ -4,16 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
-
-	"github.com/hashicorp/vault/api"
+	"sync/atomic"
 
 	"github.com/envelopecodec/envelope/keyring"
+	"github.com/envelopecodec/envelope/keyring/vault"
 )
 
 // VaultStoreName is the [Vault] store's label in key IDs.
@@ -26,14 +26,25 @@ const (
 	DefaultVaultParallel  = 8
 )
 
-// VaultConfig configures a [Vault] store. Client is required; all other
+// VaultCaller makes one Vault request on the namespace keyring's
+// connection, with its timeouts, retries and re-login: a
+// *vault.Keyring (its Call method).
+type VaultCaller interface {
+	Call(ctx context.Context, operation, key, method, path string, body any) (status int, data json.RawMessage, err error)
+}
+
+var _ VaultCaller = (*vault.Keyring)(nil)
+
+// VaultConfig configures a [Vault] store. Keyring is required; all other
 // fields are optional.
 type VaultConfig struct {
-	// Client is an authenticated Vault client. Its token needs, on
-	// <mount>/keys/<prefix>*: create, update (and read, update, delete
-	// to shred or re-admit); on <mount>/datakey/plaintext/<prefix>*,
-	// <mount>/decrypt/<prefix>* and <mount>/hmac/<prefix>*: update.
-	Client *api.Client
+	// Keyring is the namespace keyring whose connection the store uses:
+	// a hung or restarted Vault is handled as for the namespace keys.
+	// Its token needs, on <mount>/keys/<prefix>*: create, update (and
+	// read, update, delete to shred or re-admit); on
+	// <mount>/datakey/plaintext/<prefix>*, <mount>/decrypt/<prefix>* and
+	// <mount>/hmac/<prefix>*: update.
+	Keyring VaultCaller
 	// Mount is the transit mount. Default: "transit".
 	Mount string
 	// KeyPrefix starts every transit key name of the store: the key of
@@ -45,12 +56,7 @@ type VaultConfig struct {
 	// Parallel bounds the decrypt calls one UnwrapDataKeys makes at once
 	// (one per handle). Default: 8.
 	Parallel int
-	// Timeout bounds each Vault call. Default: 5 seconds.
-	Timeout time.Duration
 }
-
-// DefaultVaultTimeout is VaultConfig.Timeout's default.
-const DefaultVaultTimeout = 5 * time.Second
 
 // Vault is a [Store] with one Vault transit key (aes256-gcm96) per data
 // subject handle. Key material never leaves Vault; Shred creates the
@@ -68,19 +74,18 @@ const DefaultVaultTimeout = 5 * time.Second
 // under it of a fixed input): a key created again after a re-admission
 // has another generation, and old payloads stay erased.
 type Vault struct {
-	c        *api.Client
+	c        VaultCaller
 	mount    string
 	prefix   string
 	parallel int
-	timeout  time.Duration
 	id       string
 }
 
 var _ Store = (*Vault)(nil)
 
 func newVault(cfg VaultConfig) (*Vault, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("subject: VaultConfig.Client is nil")
+	if cfg.Keyring == nil {
+		return nil, errors.New("subject: VaultConfig.Keyring is nil")
 	}
 	if cfg.Mount == "" {
 		cfg.Mount = DefaultVaultMount
@@ -91,10 +96,7 @@ func newVault(cfg VaultConfig) (*Vault, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultVaultParallel
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultVaultTimeout
-	}
-	return &Vault{c: cfg.Client, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel, timeout: cfg.Timeout}, nil
+	return &Vault{c: cfg.Keyring, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel}, nil
 }
 
 // NewVault opens the Vault store of cfg. It fails with
@@ -142,40 +144,70 @@ func (v *Vault) Name() string { return VaultStoreName }
 // ID implements Store: the fingerprint of the store key.
 func (v *Vault) ID() string { return v.id }
 
-func (v *Vault) storeKey() string             { return v.prefix + "store" }
-func (v *Vault) keyName(handle string) string { return v.prefix + handle }
-func (v *Vault) blockedName(handle string) string {
-	return v.prefix + handle + "-blocked"
-}
-func (v *Vault) erasedName(handle, gen string) string {
-	return v.prefix + handle + "-erased-" + gen
+// storeKey names the store's own key: the prefix up to a {namespace}
+// placeholder, then "store" (one key for every namespace).
+func (v *Vault) storeKey() string {
+	lit, _, _ := strings.Cut(v.prefix, vault.NamespacePlaceholder)
+	return lit + "store"
 }
 
-// write makes one Vault write with the store's timeout.
-func (v *Vault) write(ctx context.Context, path string, body map[string]any) (*api.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout)
-	defer cancel()
-	return v.c.Logical().WriteWithContext(ctx, v.mount+"/"+path, body)
+// prefixFor returns the key name prefix of namespace: KeyPrefix with
+// {namespace} replaced.
+func (v *Vault) prefixFor(namespace string) (string, error) {
+	if !strings.Contains(v.prefix, vault.NamespacePlaceholder) {
+		return v.prefix, nil
+	}
+	if namespace == "" {
+		namespace = "default"
+	}
+	for i := 0; i < len(namespace); i++ {
+		c := namespace[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", fmt.Errorf("subject: namespace %q gives no valid transit key name: %w", namespace, keyring.ErrPermission)
+		}
+	}
+	return strings.ReplaceAll(v.prefix, vault.NamespacePlaceholder, namespace), nil
+}
+
+func keyName(prefix, handle string) string     { return prefix + handle }
+func blockedName(prefix, handle string) string { return prefix + handle + "-blocked" }
+func erasedName(prefix, handle, gen string) string {
+	return prefix + handle + "-erased-" + gen
+}
+
+// call makes one Vault request through the keyring's call path and maps
+// its failure: a missing transit key (transit's own 400 "encryption key
+// not found") is notFound; a 404 (no handler for the route: a wrong
+// mount, a proxy) is keyring.ErrUnavailable, never a missing key; any
+// other 400 is keyring.ErrUnwrap.
+func (v *Vault) call(ctx context.Context, what, key, method, path string, body any, notFound error) (json.RawMessage, error) {
+	status, data, err := v.c.Call(ctx, what, key, method, v.mount+"/"+path, body)
+	if err == nil {
+		return data, nil
+	}
+	switch {
+	case status == http.StatusBadRequest && errors.Is(err, keyring.ErrUnknownKey):
+		return nil, fmt.Errorf("subject: %w: %w", err, notFound)
+	case status == http.StatusNotFound:
+		return nil, fmt.Errorf("subject: %v (is the transit mount right?): %w", err, keyring.ErrUnavailable)
+	case status == http.StatusBadRequest:
+		return nil, fmt.Errorf("subject: %v: %w", err, keyring.ErrUnwrap)
+	}
+	return nil, fmt.Errorf("subject: %w", err)
 }
 
 func (v *Vault) createKey(ctx context.Context, name string) error {
-	if _, err := v.write(ctx, "keys/"+name, map[string]any{"type": "aes256-gcm96"}); err != nil {
-		return vaultError("create key "+name, err, keyring.ErrUnavailable)
-	}
-	return nil
+	_, err := v.call(ctx, "create key", name, http.MethodPost, "keys/"+name, map[string]any{"type": "aes256-gcm96"}, keyring.ErrUnavailable)
+	return err
 }
 
 // deleteKey allows deletion of a transit key and deletes it.
 func (v *Vault) deleteKey(ctx context.Context, name string) error {
-	if _, err := v.write(ctx, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
-		return vaultError("allow deletion of key "+name, err, keyring.ErrUnknownKey)
+	if _, err := v.call(ctx, "allow deletion", name, http.MethodPost, "keys/"+name+"/config", map[string]any{"deletion_allowed": true}, keyring.ErrUnknownKey); err != nil {
+		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, v.timeout)
-	defer cancel()
-	if _, err := v.c.Logical().DeleteWithContext(dctx, v.mount+"/keys/"+name); err != nil {
-		return vaultError("delete key "+name, err, keyring.ErrUnknownKey)
-	}
-	return nil
+	_, err := v.call(ctx, "delete key", name, http.MethodDelete, "keys/"+name, nil, keyring.ErrUnknownKey)
+	return err
 }
 
 // Handle implements Store with transit/hmac under the store key.
@@ -190,49 +222,21 @@ func (v *Vault) Handle(ctx context.Context, namespace, subject string) (string, 
 	return handleOf(mac)
 }
 
-// vaultError maps a Vault failure to a keyring sentinel; notFound is the
-// sentinel for a missing key.
-func vaultError(what string, err error, notFound error) error {
-	var re *api.ResponseError
-	if errors.As(err, &re) {
-		text := strings.Join(re.Errors, "; ")
-		switch {
-		case re.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrPermission)
-		case re.StatusCode == http.StatusBadRequest && strings.Contains(text, "encryption key not found"):
-			// Transit's own answer for a key that does not exist. A 404
-			// ("no handler for route": wrong mount, a proxy) is not: it
-			// must not make payloads "erased" or a shred find "no key".
-			return fmt.Errorf("subject: vault %s: key not found: %w", what, notFound)
-		case re.StatusCode == http.StatusNotFound:
-			return fmt.Errorf("subject: vault %s: %s (is the transit mount right?): %w", what, truncate(text), keyring.ErrUnavailable)
-		case re.StatusCode == http.StatusBadRequest:
-			return fmt.Errorf("subject: vault %s: %s: %w", what, truncate(text), keyring.ErrUnwrap)
-		}
-		return fmt.Errorf("subject: vault %s: status %d: %w", what, re.StatusCode, keyring.ErrUnavailable)
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("subject: vault %s: %w", what, err)
-	}
-	return fmt.Errorf("subject: vault %s: %w", what, keyring.ErrUnavailable)
-}
-
 // hmac returns the HMAC of input (base64) under version 1 of the
 // transit key name; nil if there is no such key.
 func (v *Vault) hmac(ctx context.Context, name, input string) ([]byte, error) {
-	s, err := v.write(ctx, "hmac/"+name, map[string]any{"input": input, "key_version": 1})
+	data, err := v.call(ctx, "hmac", name, http.MethodPost, "hmac/"+name, map[string]any{"input": input, "key_version": 1}, errNoKey)
 	if err != nil {
-		err = vaultError("hmac with key "+name, err, errNoKey)
 		if errors.Is(err, errNoKey) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	var mac string
-	if s != nil && s.Data != nil {
-		mac, _ = s.Data["hmac"].(string)
+	var ans struct {
+		HMAC string `json:"hmac"`
 	}
-	_, b64, ok := strings.Cut(strings.TrimPrefix(mac, "vault:"), ":")
+	json.Unmarshal(data, &ans)
+	_, b64, ok := strings.Cut(strings.TrimPrefix(ans.HMAC, "vault:"), ":")
 	raw, derr := base64.StdEncoding.DecodeString(b64)
 	if !ok || derr != nil || len(raw) < 16 {
 		return nil, fmt.Errorf("subject: vault hmac with key %s: malformed answer: %w", name, keyring.ErrUnavailable)
@@ -265,17 +269,21 @@ var errNoKey = errors.New("no key")
 // NewDataKey implements Store: it creates the handle's transit key if
 // missing and no tombstone blocks it, then asks Vault for a data key
 // (datakey/plaintext).
-func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey, error) {
+func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyring.DataKey, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
 	}
-	name := v.keyName(handle)
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return keyring.DataKey{}, err
+	}
+	name := keyName(p, handle)
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
 	if birth == "" {
-		if b, err := v.exists(ctx, v.blockedName(handle)); err != nil || b {
+		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
 			if err == nil {
 				err = blocked(handle)
 			}
@@ -286,7 +294,7 @@ func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey,
 		}
 		// A shred may have blocked the handle between the check and the
 		// creation: then the new key must not be used.
-		if b, err := v.exists(ctx, v.blockedName(handle)); err != nil || b {
+		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
 			if err == nil {
 				err = blocked(handle)
 			}
@@ -299,15 +307,17 @@ func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey,
 			return keyring.DataKey{}, blocked(handle)
 		}
 	}
-	s, err := v.write(ctx, "datakey/plaintext/"+name, map[string]any{"bits": 256})
+	data, err := v.call(ctx, "datakey", name, http.MethodPost, "datakey/plaintext/"+name, map[string]any{"bits": 256}, errNoKey)
+	if errors.Is(err, errNoKey) {
+		// Shredded between the fingerprint and now.
+		return keyring.DataKey{}, blocked(handle)
+	}
 	if err != nil {
-		return keyring.DataKey{}, vaultError("datakey "+name, err, keyring.ErrErased)
+		return keyring.DataKey{}, err
 	}
-	if s == nil || s.Data == nil {
-		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: empty answer: %w", name, keyring.ErrUnavailable)
-	}
-	pt, _ := s.Data["plaintext"].(string)
-	ct, _ := s.Data["ciphertext"].(string)
+	var ans struct{ Plaintext, Ciphertext string }
+	json.Unmarshal(data, &ans)
+	pt, ct := ans.Plaintext, ans.Ciphertext
 	dek, err := base64.StdEncoding.DecodeString(pt)
 	if err != nil || len(dek) != keyring.DataKeySize || !strings.HasPrefix(ct, "vault:v") {
 		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: malformed answer: %w", name, keyring.ErrUnavailable)
@@ -317,7 +327,11 @@ func (v *Vault) NewDataKey(ctx context.Context, handle string) (keyring.DataKey,
 
 // UnwrapDataKeys implements Store: one decrypt call per subject, up to
 // Parallel at once.
-func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+func (v *Vault) UnwrapDataKeys(ctx context.Context, namespace string, keys []keyring.WrappedKey) ([]keyring.Secret, error) {
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return nil, err
+	}
 	type group struct {
 		handle, birth string
 		idx           []int
@@ -341,16 +355,24 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 	errs := make([]error, len(groups))
 	sem := make(chan struct{}, v.parallel)
 	var wg sync.WaitGroup
+	// The first failure fails the call: no more decrypts are started
+	// (a request of many forged key IDs costs a few calls, not one each).
+	var failed atomic.Bool
 	for gi, g := range groups {
-		wg.Add(1)
 		sem <- struct{}{}
+		if failed.Load() {
+			<-sem
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := v.decrypt(ctx, g.handle, g.birth, keys, g.idx, out); err != nil {
+			if err := v.decrypt(ctx, p, g.handle, g.birth, keys, g.idx, out); err != nil {
 				if _, ok := keyring.FailedKey(err); !ok {
 					err = &keyring.KeyError{Index: g.idx[0], Err: err}
 				}
 				errs[gi] = err
+				failed.Store(true)
 			}
 		}()
 	}
@@ -363,24 +385,24 @@ func (v *Vault) UnwrapDataKeys(ctx context.Context, keys []keyring.WrappedKey) (
 	return out, nil
 }
 
-func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyring.WrappedKey, idx []int, out []keyring.Secret) error {
-	name := v.keyName(handle)
+func (v *Vault) decrypt(ctx context.Context, p, handle, birth string, keys []keyring.WrappedKey, idx []int, out []keyring.Secret) error {
+	name := keyName(p, handle)
 	batch := make([]map[string]string, len(idx))
 	for j, i := range idx {
 		batch[j] = map[string]string{"ciphertext": string(keys[i].Wrapped)}
 	}
-	s, err := v.write(ctx, "decrypt/"+name, map[string]any{"batch_input": batch})
+	data, err := v.call(ctx, "decrypt", name, http.MethodPost, "decrypt/"+name, map[string]any{"batch_input": batch}, errNoKey)
 	if err != nil {
-		err = vaultError("decrypt with key "+name, err, errNoKey)
 		if errors.Is(err, keyring.ErrUnwrap) || errors.Is(err, errNoKey) {
-			return v.explain(ctx, handle, birth, keys[idx[0]].KeyID, err)
+			return v.explain(ctx, p, handle, birth, keys[idx[0]].KeyID, err)
 		}
 		return err
 	}
-	var res []any
-	if s != nil && s.Data != nil {
-		res, _ = s.Data["batch_results"].([]any)
+	var ans struct {
+		BatchResults []any `json:"batch_results"`
 	}
+	json.Unmarshal(data, &ans)
+	res := ans.BatchResults
 	if len(res) != len(idx) {
 		return fmt.Errorf("subject: vault decrypt with key %s: %d results for %d items: %w", name, len(res), len(idx), keyring.ErrUnavailable)
 	}
@@ -388,7 +410,7 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 		m, _ := r.(map[string]any)
 		pt, _ := m["plaintext"].(string)
 		if e, _ := m["error"].(string); e != "" || pt == "" {
-			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, handle, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
+			return &keyring.KeyError{Index: idx[j], Err: v.explain(ctx, p, handle, birth, keys[idx[j]].KeyID, fmt.Errorf("subject: vault decrypt with key %s: item %d refused: %w", name, j, keyring.ErrUnwrap))}
 		}
 		dek, err := base64.StdEncoding.DecodeString(pt)
 		if err != nil || len(dek) != keyring.DataKeySize {
@@ -402,15 +424,15 @@ func (v *Vault) decrypt(ctx context.Context, handle, birth string, keys []keyrin
 // explain turns a refused decrypt into ErrErased when a tombstone records
 // the generation the key ID names as shredded, and a missing key without
 // a tombstone into ErrUnknownKey.
-func (v *Vault) explain(ctx context.Context, handle, birth, keyID string, err error) error {
-	now, berr := v.birth(ctx, v.keyName(handle))
+func (v *Vault) explain(ctx context.Context, p, handle, birth, keyID string, err error) error {
+	now, berr := v.birth(ctx, keyName(p, handle))
 	if berr != nil {
 		return berr
 	}
 	if now == birth && !errors.Is(err, errNoKey) {
 		return err // the key is there: a tampered wrapped key
 	}
-	gone, terr := v.exists(ctx, v.erasedName(handle, birth))
+	gone, terr := v.exists(ctx, erasedName(p, handle, birth))
 	switch {
 	case terr != nil:
 		return terr
@@ -424,18 +446,22 @@ func (v *Vault) explain(ctx context.Context, handle, birth, keyID string, err er
 // and <prefix>H-erased-<generation>), then allows deletion of the
 // handle's transit key and deletes it. A shred interrupted after the
 // tombstones is finished by the next one.
-func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
+func (v *Vault) Shred(ctx context.Context, namespace, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
-	if b, err := v.exists(ctx, v.blockedName(handle)); err != nil {
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return false, err
+	}
+	if b, err := v.exists(ctx, blockedName(p, handle)); err != nil {
 		return false, err
 	} else if !b {
-		if err := v.createKey(ctx, v.blockedName(handle)); err != nil {
+		if err := v.createKey(ctx, blockedName(p, handle)); err != nil {
 			return false, err
 		}
 	}
-	name := v.keyName(handle)
+	name := keyName(p, handle)
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return false, err
@@ -443,10 +469,10 @@ func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
 	if birth == "" {
 		return false, nil
 	}
-	if e, err := v.exists(ctx, v.erasedName(handle, birth)); err != nil {
+	if e, err := v.exists(ctx, erasedName(p, handle, birth)); err != nil {
 		return false, err
 	} else if !e {
-		if err := v.createKey(ctx, v.erasedName(handle, birth)); err != nil {
+		if err := v.createKey(ctx, erasedName(p, handle, birth)); err != nil {
 			return false, err
 		}
 	}
@@ -457,15 +483,19 @@ func (v *Vault) Shred(ctx context.Context, handle string) (bool, error) {
 }
 
 // Readmit implements Store: it deletes the handle's blocked tombstone.
-func (v *Vault) Readmit(ctx context.Context, handle string) (bool, error) {
+func (v *Vault) Readmit(ctx context.Context, namespace, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
-	b, err := v.exists(ctx, v.blockedName(handle))
+	p, err := v.prefixFor(namespace)
+	if err != nil {
+		return false, err
+	}
+	b, err := v.exists(ctx, blockedName(p, handle))
 	if err != nil || !b {
 		return false, err
 	}
-	if err := v.deleteKey(ctx, v.blockedName(handle)); err != nil {
+	if err := v.deleteKey(ctx, blockedName(p, handle)); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -41,7 +41,7 @@ func vaultStoreWithToken(t testing.TB, v *testenv.Vault, rt http.RoundTripper, t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { kr.Close() })
-	s, err := subject.NewVault(context.Background(), subject.VaultConfig{Client: kr.APIClient()})
+	s, err := subject.NewVault(context.Background(), subject.VaultConfig{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func initVaultStore(t testing.TB, v *testenv.Vault) {
 		t.Fatal(err)
 	}
 	defer kr.Close()
-	if _, err := subject.InitVault(context.Background(), subject.VaultConfig{Client: kr.APIClient()}); err != nil {
+	if _, err := subject.InitVault(context.Background(), subject.VaultConfig{Keyring: kr}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -81,7 +81,7 @@ func TestVaultStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer kr.Close()
-		if _, err := subject.NewVault(context.Background(), subject.VaultConfig{Client: kr.APIClient()}); !errors.Is(err, subject.ErrNotInitialised) {
+		if _, err := subject.NewVault(context.Background(), subject.VaultConfig{Keyring: kr}); !errors.Is(err, subject.ErrNotInitialised) {
 			t.Fatalf("a mount without a store: err %v, want ErrNotInitialised", err)
 		}
 	})
@@ -93,11 +93,11 @@ func TestVaultStore(t *testing.T) {
 	t.Run("errors", func(t *testing.T) {
 		s := vaultStore(t, v, nil)
 		ctx := context.Background()
-		dk, err := s.NewDataKey(ctx, vaultHandle(t, s, "customer-errors"))
+		dk, err := s.NewDataKey(ctx, "default", vaultHandle(t, s, "customer-errors"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, err := s.NewDataKey(ctx, vaultHandle(t, s, "customer-other"))
+		other, err := s.NewDataKey(ctx, "default", vaultHandle(t, s, "customer-other"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestVaultStore(t *testing.T) {
 			{"a subject that never had a key", keyring.WrappedKey{KeyID: "subject/vault/" + vaultHandle(t, s, "customer-never") + "/0011223344556677", Wrapped: dk.Wrapped}, keyring.ErrUnknownKey},
 			{"a malformed key ID", keyring.WrappedKey{KeyID: "subject/vault/" + vaultHandle(t, s, "customer-errors"), Wrapped: dk.Wrapped}, keyring.ErrUnknownKey},
 		} {
-			if _, err := s.UnwrapDataKeys(ctx, []keyring.WrappedKey{tc.w}); !errors.Is(err, tc.want) {
+			if _, err := s.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{tc.w}); !errors.Is(err, tc.want) {
 				t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 			}
 		}
@@ -135,14 +135,14 @@ path "transit/hmac/subject-*"              { capabilities = ["update"] }
 		userToken := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}})
 		user := vaultStoreWithToken(t, v, nil, userToken)
 		h := vaultHandle(t, user, "customer-policy")
-		dk, err := user.NewDataKey(ctx, h)
+		dk, err := user.NewDataKey(ctx, "default", h)
 		if err != nil {
 			t.Fatalf("a subject-user creates and uses a subject key: %v", err)
 		}
-		if _, err := user.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); err != nil {
+		if _, err := user.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); err != nil {
 			t.Fatalf("a subject-user unwraps: %v", err)
 		}
-		if _, err := user.Shred(ctx, h); !errors.Is(err, keyring.ErrPermission) {
+		if _, err := user.Shred(ctx, "default", h); !errors.Is(err, keyring.ErrPermission) {
 			t.Fatalf("a subject-user shreds: err %v, want ErrPermission", err)
 		}
 		// Nor destroy key versions (trim, after raising
@@ -169,35 +169,35 @@ path "transit/hmac/subject-*"              { capabilities = ["update"] }
 			t.Errorf("a subject-user creates an existing key again: status %d (%v), want 2xx", status, err)
 		}
 		shredder := vaultStoreWithToken(t, v, nil, v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-shredder"}}))
-		if existed, err := shredder.Shred(ctx, h); err != nil || !existed {
+		if existed, err := shredder.Shred(ctx, "default", h); err != nil || !existed {
 			t.Fatalf("the shredder shreds: existed %v, err %v", existed, err)
 		}
-		if _, err := user.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); !errors.Is(err, keyring.ErrErased) {
+		if _, err := user.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); !errors.Is(err, keyring.ErrErased) {
 			t.Fatalf("after the shred: err %v, want ErrErased", err)
 		}
-		if _, err := user.NewDataKey(ctx, h); !errors.Is(err, keyring.ErrErased) {
+		if _, err := user.NewDataKey(ctx, "default", h); !errors.Is(err, keyring.ErrErased) {
 			t.Fatalf("a subject-user seals after the shred: err %v, want ErrErased", err)
 		}
-		if _, err := user.Readmit(ctx, h); !errors.Is(err, keyring.ErrPermission) {
+		if _, err := user.Readmit(ctx, "default", h); !errors.Is(err, keyring.ErrPermission) {
 			t.Fatalf("a subject-user re-admits: err %v, want ErrPermission", err)
 		}
-		if was, err := shredder.Readmit(ctx, h); err != nil || !was {
+		if was, err := shredder.Readmit(ctx, "default", h); err != nil || !was {
 			t.Fatalf("the shredder re-admits: was %v, err %v", was, err)
 		}
-		if _, err := user.NewDataKey(ctx, h); err != nil {
+		if _, err := user.NewDataKey(ctx, "default", h); err != nil {
 			t.Fatalf("a subject-user seals after the re-admission: %v", err)
 		}
 	})
 	t.Run("shred deletes the transit key", func(t *testing.T) {
 		s := vaultStore(t, v, nil)
 		h := vaultHandle(t, s, "customer-gone")
-		if _, err := s.NewDataKey(context.Background(), h); err != nil {
+		if _, err := s.NewDataKey(context.Background(), "default", h); err != nil {
 			t.Fatal(err)
 		}
 		if status, _, _ := v.Request("GET", "transit/keys/subject-"+h, v.Token, nil); status != 200 {
 			t.Fatalf("key not created: status %d", status)
 		}
-		if _, err := s.Shred(context.Background(), h); err != nil {
+		if _, err := s.Shred(context.Background(), "default", h); err != nil {
 			t.Fatal(err)
 		}
 		if status, _, _ := v.Request("GET", "transit/keys/subject-"+h, v.Token, nil); status != 404 {
@@ -253,5 +253,97 @@ func TestVaultCallsPer10000Payloads(t *testing.T) {
 	}
 	if cachedCalls != 0 {
 		t.Errorf("open again: %d Vault calls, want 0 (decode cache)", cachedCalls)
+	}
+}
+
+// TestVaultForgedKeyIDsCostAFewCalls: one unwrap of 1,000 key IDs naming
+// handles that never had a key fails as unknown after a few Vault calls,
+// not one decrypt per handle.
+func TestVaultForgedKeyIDsCostAFewCalls(t *testing.T) {
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	initVaultStore(t, v)
+	rt := &countingTransport{}
+	s := vaultStore(t, v, rt)
+	forged := make([]keyring.WrappedKey, 1000)
+	for i := range forged {
+		forged[i] = keyring.WrappedKey{KeyID: fmt.Sprintf("subject/vault/%032x/%016x", i, i), Wrapped: []byte("vault:v1:AAAA")}
+	}
+	rt.n.Store(0)
+	if _, err := s.UnwrapDataKeys(context.Background(), "default", forged); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Fatalf("forged key IDs: %v, want ErrUnknownKey", err)
+	}
+	// Up to Parallel decrypts in flight when the first fails, and the
+	// two lookups (key, tombstone) that explain each failure.
+	if n := rt.n.Load(); n > 3*subject.DefaultVaultParallel+3 {
+		t.Errorf("%d Vault calls for 1,000 forged key IDs, want at most %d", n, 3*subject.DefaultVaultParallel+3)
+	}
+}
+
+// TestVaultPerNamespacePolicies: with --subject-vault-prefix
+// subject-{namespace}- each namespace's subject keys are transit keys
+// named subject-<namespace>-<handle>, so a Vault policy per namespace
+// covers them: a token for orders seals and opens orders' subjects and is
+// refused billing's.
+func TestVaultPerNamespacePolicies(t *testing.T) {
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	ctx := context.Background()
+	open := func(token string) *subject.Vault {
+		t.Helper()
+		kr, err := vault.New(ctx, vault.Config{Address: v.Addr, Token: token, KeyName: "temporal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { kr.Close() })
+		s, err := subject.NewVault(ctx, subject.VaultConfig{Keyring: kr, KeyPrefix: "subject-{namespace}-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	rootKR, err := vault.New(ctx, vault.Config{Address: v.Addr, Token: v.Token, KeyName: "temporal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootKR.Close()
+	if _, err := subject.InitVault(ctx, subject.VaultConfig{Keyring: rootKR, KeyPrefix: "subject-{namespace}-"}); err != nil {
+		t.Fatal(err)
+	}
+	v.WritePolicy(t, "orders-subjects", testenv.TransitPolicy("temporal")+`
+path "transit/hmac/subject-store"                 { capabilities = ["update"] }
+path "transit/keys/subject-orders-*" {
+  capabilities       = ["create", "update"]
+  allowed_parameters = { "type" = ["aes256-gcm96"] }
+}
+path "transit/datakey/plaintext/subject-orders-*" { capabilities = ["update"] }
+path "transit/decrypt/subject-orders-*"           { capabilities = ["update"] }
+path "transit/hmac/subject-orders-*"              { capabilities = ["update"] }
+`)
+	root := open(v.Token)
+	orders := open(v.CreateToken(t, testenv.TokenOptions{Policies: []string{"orders-subjects"}}))
+	kr, _ := subject.New(keyringtest.New(), orders, subject.Options{})
+	rootKeys, _ := subject.New(keyringtest.New(), root, subject.Options{})
+
+	dk, err := kr.NewSubjectDataKey(ctx, "orders", "ada.smith@example.com")
+	if err != nil {
+		t.Fatalf("the orders token seals in orders: %v", err)
+	}
+	if _, err := kr.UnwrapDataKeys(ctx, "orders", []keyring.WrappedKey{{KeyID: dk.KeyID, Wrapped: dk.Wrapped}}); err != nil {
+		t.Fatalf("the orders token opens in orders: %v", err)
+	}
+	h, _ := kr.Handle(ctx, "orders", "ada.smith@example.com")
+	if status, _, _ := v.Request("GET", "transit/keys/subject-orders-"+h, v.Token, nil); status != 200 {
+		t.Fatalf("no transit key subject-orders-%s: status %d", h, status)
+	}
+	billing, err := rootKeys.NewSubjectDataKey(ctx, "billing", "ada.smith@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.NewSubjectDataKey(ctx, "billing", "ada.smith@example.com"); !errors.Is(err, keyring.ErrPermission) {
+		t.Errorf("the orders token seals in billing: %v, want ErrPermission", err)
+	}
+	if _, err := kr.UnwrapDataKeys(ctx, "billing", []keyring.WrappedKey{{KeyID: billing.KeyID, Wrapped: billing.Wrapped}}); !errors.Is(err, keyring.ErrPermission) {
+		t.Errorf("the orders token opens billing's subject key: %v, want ErrPermission", err)
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/hashicorp/vault/api"
+	"time"
 
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/subject"
+	"github.com/envelopecodec/envelope/keyring/vault"
 )
 
 // TestVaultStoreNotErasedByMisroute checks that a Vault that does not
@@ -34,7 +34,17 @@ func TestVaultStoreNotErasedByMisroute(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				if strings.HasSuffix(r.URL.Path, "/hmac/subject-store") {
+				switch {
+				case r.URL.Path == "/v1/sys/health":
+					w.Write([]byte(`{"initialized":true,"sealed":false}`))
+					return
+				case r.URL.Path == "/v1/auth/token/lookup-self":
+					w.Write([]byte(`{"data":{"ttl":0,"renewable":false}}`))
+					return
+				case r.URL.Path == "/v1/transit/keys/temporal":
+					w.Write([]byte(`{"data":{"supports_decryption":true,"derived":false,"latest_version":1}}`))
+					return
+				case strings.HasSuffix(r.URL.Path, "/hmac/subject-store"):
 					// The store is initialised: its key answers.
 					w.Write([]byte(`{"data":{"hmac":"vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`))
 					return
@@ -43,26 +53,23 @@ func TestVaultStoreNotErasedByMisroute(t *testing.T) {
 				w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			cfg := api.DefaultConfig()
-			cfg.Address = srv.URL
-			cfg.MaxRetries = 0
-			c, err := api.NewClient(cfg)
+			kr, err := vault.New(context.Background(), vault.Config{Address: srv.URL, Token: "t", KeyName: "temporal", MaxRetries: 1, RetryWait: time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.SetToken("t")
-			s, err := subject.NewVault(context.Background(), subject.VaultConfig{Client: c})
+			defer kr.Close()
+			s, err := subject.NewVault(context.Background(), subject.VaultConfig{Keyring: kr})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
 			h := strings.Repeat("a", 32)
-			_, err = s.UnwrapDataKeys(ctx, []keyring.WrappedKey{{KeyID: "subject/vault/" + h + "/0011223344556677", Wrapped: []byte("vault:v1:AAAA")}})
+			_, err = s.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{{KeyID: "subject/vault/" + h + "/0011223344556677", Wrapped: []byte("vault:v1:AAAA")}})
 			if err == nil || errors.Is(err, keyring.ErrErased) || errors.Is(err, keyring.ErrUnknownKey) != tc.unknown {
 				t.Errorf("UnwrapDataKeys: %v, want unknown=%v and never erased", err, tc.unknown)
 			}
 			if !tc.unknown {
-				if existed, err := s.Shred(ctx, h); err == nil {
+				if existed, err := s.Shred(ctx, "default", h); err == nil {
 					t.Errorf("Shred through a misrouted Vault: existed=%v, want an error", existed)
 				}
 			}

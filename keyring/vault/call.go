@@ -55,6 +55,8 @@ func (k *Keyring) attempt(ctx context.Context, method, path string, body []byte)
 	switch method {
 	case http.MethodGet:
 		resp, err = k.client.Logical().ReadRawWithContext(ctx, path)
+	case http.MethodDelete:
+		resp, err = k.client.Logical().DeleteRawWithContext(ctx, path)
 	default:
 		resp, err = k.client.Logical().WriteRawWithContext(ctx, path, body)
 	}
@@ -87,6 +89,23 @@ func (k *Keyring) attempt(ctx context.Context, method, path string, body []byte)
 	}
 	r.errors, r.data = parsed.Errors, parsed.Data
 	return r, nil
+}
+
+// Call is the keyring's Vault call path for other packages (the data
+// subject store, keyring/subject): one request to path (relative to /v1/,
+// e.g. "transit/keys/subject-alice") with method GET, PUT, POST or DELETE
+// and body (JSON-encoded; nil for none), under the keyring's token and
+// settings: the per-call timeout (Config.Timeout), bounded retries with
+// backoff for answers that may succeed later (Config.MaxRetries; never
+// for other 4xx), one re-login on an invalid token when the keyring logs in
+// itself (AppRole, Kubernetes). It returns the HTTP status and the answer's
+// "data" object. Failures wrap the keyring sentinels (keyring.ErrUnknownKey
+// for 404 or a missing transit key, keyring.ErrPermission for 401/403,
+// keyring.ErrUnavailable for transport errors, 429, 412 and 5xx) and name
+// operation and key, never the token or key material.
+func (k *Keyring) Call(ctx context.Context, operation, key, method, path string, body any) (status int, data json.RawMessage, err error) {
+	r, err := k.call(ctx, op{name: operation, key: key}, method, path, body, k.maxRetries, false)
+	return r.status, r.data, err
 }
 
 // call makes a request with bounded retries and backoff for answers that

@@ -5,6 +5,9 @@
 #   wait_for WHAT SECS CMD...  rerun CMD until it succeeds; fail if a started
 #                              process exits or SECS pass
 #   wait_any                   return when one started process has exited
+#   report_exited              say (on stderr) which started processes
+#                              exited, with their exit status and the last
+#                              line of their log, and exit 1
 #
 # On exit every started process is stopped, newest first (TERM, then KILL
 # after 10 s). Ctrl-C is how a demo is meant to end: it stops everything,
@@ -60,12 +63,42 @@ wait_for() {
   shift 2
   deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    for i in "${!pids[@]}"; do
-      kill -0 "${pids[i]}" 2>/dev/null || die "${names[i]} exited; see $LOG_DIR/${names[i]}.log"
-    done
+    any_exited && report_exited
     ((SECONDS < deadline)) || die "$what not ready after ${timeout}s; see $LOG_DIR/"
     sleep 0.2 # polling readiness, with a deadline
   done
+  # CMD can succeed against another program on the same port (a codec
+  # server left running elsewhere answers the health check) while the one
+  # started here has failed to listen.
+  any_exited && report_exited
+  return 0
+}
+
+# any_exited reports whether a started process has exited.
+any_exited() {
+  local p
+  for p in "${pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || return 0
+  done
+  return 1
+}
+
+# report_exited says, for each started process that has exited, its exit
+# status and the last line of its log, which says what happened, e.g.
+#   demo: codec-server exited with status 1: codec-server: listen: listen
+#   tcp 127.0.0.1:8081: bind: address already in use (see .data/demo/codec-server.log)
+# and exits 1. It runs in the script's own shell (not in $(...)): only
+# that shell can wait for the processes it started.
+report_exited() {
+  local i rc last
+  for i in "${!pids[@]}"; do
+    kill -0 "${pids[i]}" 2>/dev/null && continue
+    rc=0
+    wait "${pids[i]}" 2>/dev/null || rc=$?
+    last=$(tail -n 1 "$LOG_DIR/${names[i]}.log" 2>/dev/null || true)
+    say "${names[i]} exited with status $rc: ${last:-no output} (see $LOG_DIR/${names[i]}.log)" >&2
+  done
+  exit 1
 }
 
 # wait_any polls instead of `wait -n`, which needs bash 5.1 (macOS ships

@@ -1,4 +1,4 @@
-package exampleenv
+package codecenv
 
 import (
 	"crypto/tls"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 func TestDevKeysOnlyForALocalTemporal(t *testing.T) {
@@ -40,4 +42,15 @@ func TestDevKeysOnlyForALocalTemporal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// devKeysRefusal says why Load refuses the development key file for a
+// client with opts ("" if it may use it).
+func devKeysRefusal(opts client.Options, lookup func(string) (string, bool), environ []string) string {
+	cfg := keyconfig.Default()
+	cfg.DevKeysFile = keyconfig.DefaultDevKeysFile
+	if err := cfg.CheckDevKeys(devKeysUse(opts, lookup, environ)); err != nil {
+		return err.Error()
+	}
+	return ""
 }

@@ -1,9 +1,9 @@
-package keyflags
+package keyconfig
 
 import (
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -78,7 +78,7 @@ func AnnotateUsage(fs *flag.FlagSet) {
 func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
+	var bad []string
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] {
 			return
@@ -94,13 +94,30 @@ func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 		for _, v := range values {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("environment variable %s (for --%s): invalid value", env, f.Name))
+				msg := fmt.Sprintf("environment variable %s (for --%s): invalid value", env, f.Name)
+				if why := err.Error(); v == "" || !strings.Contains(why, v) {
+					msg += " (" + why + ")"
+				}
+				bad = append(bad, msg)
 				return
 			}
 		}
 	})
-	return errors.Join(errs...)
+	if len(bad) == 0 {
+		return nil
+	}
+	return &EnvError{Problems: bad}
 }
+
+// EnvError is ApplyEnv's error: environment variables whose values their
+// flags refuse. Its message is one line and names the variables, never
+// their values (they may be secrets).
+type EnvError struct {
+	// Problems says what is wrong, one entry a variable.
+	Problems []string
+}
+
+func (e *EnvError) Error() string { return strings.Join(e.Problems, "; ") }
 
 // Parse parses args into fs and then applies the environment with
 // [ApplyEnv].
@@ -119,4 +136,18 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// FromEnv returns the Config the environment alone describes: [Default]
+// with every setting whose environment twin lookup finds, read through the
+// same flag values as [Parse]. Errors name the variable, never its value.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("keyconfig", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Register(fs)
+	if err := ApplyEnv(fs, lookup); err != nil {
+		return c, fmt.Errorf("keyconfig: %w", err)
+	}
+	return c, nil
 }

@@ -1,4 +1,4 @@
-package keyflags_test
+package keyconfig_test
 
 import (
 	"flag"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 func TestVaultPreviousKeysFlag(t *testing.T) {
@@ -21,12 +21,12 @@ func TestVaultPreviousKeysFlag(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var o keyflags.Options
+			var o keyconfig.Config
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
 			o.Register(fs)
 			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
-			if err := keyflags.Parse(fs, tt.args, lookup); err != nil {
+			if err := keyconfig.Parse(fs, tt.args, lookup); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Join(o.Vault.PreviousKeys, ","); got != "old-a,old-b" {

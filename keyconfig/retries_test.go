@@ -1,11 +1,11 @@
-package keyflags_test
+package keyconfig_test
 
 import (
 	"flag"
 	"io"
 	"testing"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // TestVaultMaxRetriesZeroMeansNone: --vault-max-retries 0 turns retries
@@ -25,7 +25,7 @@ func TestVaultMaxRetriesZeroMeansNone(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var o keyflags.Options
+			var o keyconfig.Config
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
 			o.Register(fs)

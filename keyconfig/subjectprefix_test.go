@@ -1,9 +1,9 @@
-package keyflags_test
+package keyconfig_test
 
 import (
 	"testing"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 // TestSubjectVaultPrefixOverlap: a subject key name that can equal a
@@ -27,12 +27,12 @@ func TestSubjectVaultPrefixOverlap(t *testing.T) {
 		{"a previous key starts with the prefix", "temporal", []string{"subject-2025"}, "subject-", true},
 		{"prefix of the fixed name's own start, no subject can fill it", "temporal", nil, "temporal", false},
 	} {
-		keys := keyflags.Options{}
+		keys := keyconfig.Config{}
 		keys.Vault.Address = "http://127.0.0.1:1"
 		keys.Vault.KeyName = tc.key
 		keys.Vault.PreviousKeys = tc.previous
-		s := keyflags.SubjectOptions{Store: "vault", VaultPrefix: tc.prefix}
-		if err := s.Validate(&keys); (err != nil) != tc.wantErr {
+		keys.Subjects = keyconfig.Subjects{Store: "vault", VaultPrefix: tc.prefix}
+		if err := keys.Validate(); (err != nil) != tc.wantErr {
 			t.Errorf("%s: Validate: %v, want error %v", tc.name, err, tc.wantErr)
 		}
 	}

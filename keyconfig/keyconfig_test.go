@@ -1,4 +1,4 @@
-package keyflags_test
+package keyconfig_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/envelopecodec/envelope/internal/keyflags"
+	"github.com/envelopecodec/envelope/keyconfig"
 )
 
 func TestEnvName(t *testing.T) {
@@ -26,7 +26,7 @@ func TestEnvName(t *testing.T) {
 		"vault-key":               "CODEC_SERVER_VAULT_KEY",
 		"vault-approle-secret-id": "CODEC_SERVER_VAULT_APPROLE_SECRET_ID",
 	} {
-		if got := keyflags.EnvName(flagName); got != want {
+		if got := keyconfig.EnvName(flagName); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", flagName, got, want)
 		}
 	}
@@ -42,15 +42,15 @@ func TestParse(t *testing.T) {
 		name    string
 		args    []string
 		env     map[string]string
-		check   func(t *testing.T, o *keyflags.Options, origins []string)
+		check   func(t *testing.T, o *keyconfig.Config, origins []string)
 		wantErr string
 	}{
 		{
 			name: "environment fills unset flags",
 			env:  map[string]string{"CODEC_SERVER_KEYS_FILE": "/k.json", "VAULT_TOKEN": "s.tok", "CODEC_SERVER_KEYS_RELOAD": "3s"},
-			check: func(t *testing.T, o *keyflags.Options, _ []string) {
-				if o.KeysFile != "/k.json" || o.Vault.Token != "s.tok" || o.KeysReload != 3*time.Second {
-					t.Errorf("got %q %q %v", o.KeysFile, o.Vault.Token, o.KeysReload)
+			check: func(t *testing.T, o *keyconfig.Config, _ []string) {
+				if o.File.Path != "/k.json" || o.Vault.Token != "s.tok" || o.File.Reload != 3*time.Second {
+					t.Errorf("got %q %q %v", o.File.Path, o.Vault.Token, o.File.Reload)
 				}
 			},
 		},
@@ -58,16 +58,16 @@ func TestParse(t *testing.T) {
 			name: "a flag on the command line wins over the environment",
 			args: []string{"--keys-file", "/flag.json"},
 			env:  map[string]string{"CODEC_SERVER_KEYS_FILE": "/env.json"},
-			check: func(t *testing.T, o *keyflags.Options, _ []string) {
-				if o.KeysFile != "/flag.json" {
-					t.Errorf("KeysFile = %q", o.KeysFile)
+			check: func(t *testing.T, o *keyconfig.Config, _ []string) {
+				if o.File.Path != "/flag.json" {
+					t.Errorf("KeysFile = %q", o.File.Path)
 				}
 			},
 		},
 		{
 			name: "a repeatable flag splits its environment value on commas",
 			env:  map[string]string{"CODEC_SERVER_ORIGIN": "http://a, http://b,"},
-			check: func(t *testing.T, _ *keyflags.Options, origins []string) {
+			check: func(t *testing.T, _ *keyconfig.Config, origins []string) {
 				if strings.Join(origins, " ") != "http://a http://b" {
 					t.Errorf("origins = %q", origins)
 				}
@@ -82,12 +82,12 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var o keyflags.Options
-			var origins keyflags.StringList
+			var o keyconfig.Config
+			var origins keyconfig.StringList
 			fs := flag.NewFlagSet("test", flag.ContinueOnError)
 			fs.Var(&origins, "origin", "allowed origin")
 			o.Register(fs)
-			err := keyflags.Parse(fs, tt.args, lookup(tt.env))
+			err := keyconfig.Parse(fs, tt.args, lookup(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
@@ -107,12 +107,12 @@ func TestParse(t *testing.T) {
 
 func TestUsageNamesEnv(t *testing.T) {
 	t.Parallel()
-	var o keyflags.Options
+	var o keyconfig.Config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	o.Register(fs)
 	for _, name := range []string{"keys-file", "vault-addr", "vault-key"} {
 		f := fs.Lookup(name)
-		if f == nil || !strings.Contains(f.Usage, keyflags.EnvName(name)) {
+		if f == nil || !strings.Contains(f.Usage, keyconfig.EnvName(name)) {
 			t.Errorf("usage of --%s does not name its environment variable: %+v", name, f)
 		}
 	}
@@ -122,14 +122,14 @@ func TestValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		o       keyflags.Options
+		o       keyconfig.Config
 		wantErr string
 	}{
-		{"nothing configured", keyflags.Options{}, "no keyring configured"},
-		{"both file and Vault", keyflags.Options{KeysFile: "k", Vault: vaultCfg("http://v", "k")}, "choose one"},
-		{"Vault without a key", keyflags.Options{Vault: vaultCfg("http://v", "")}, "--vault-key"},
-		{"a key file", keyflags.Options{KeysFile: "k"}, ""},
-		{"a dev key file", keyflags.Options{DevKeysFile: "k"}, ""},
+		{"nothing configured", keyconfig.Config{}, "no keyring configured"},
+		{"both file and Vault", keyconfig.Config{File: keyconfig.FileSource{Path: "k"}, Vault: vaultCfg("http://v", "k")}, "choose one"},
+		{"Vault without a key", keyconfig.Config{Vault: vaultCfg("http://v", "")}, "--vault-key"},
+		{"a key file", keyconfig.Config{File: keyconfig.FileSource{Path: "k"}}, ""},
+		{"a dev key file", keyconfig.Config{DevKeysFile: "k"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,13 +144,14 @@ func TestValidate(t *testing.T) {
 func TestOpenDevKeyFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), ".data", "dev-keyring.json")
-	o := keyflags.Options{DevKeysFile: path, KeysReload: 10 * time.Millisecond}
+	o := keyconfig.Config{DevKeysFile: path, File: keyconfig.FileSource{Reload: 10 * time.Millisecond}}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	kr, closer, err := o.Open(context.Background(), logger)
+	keys, err := o.Open(context.Background(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closer.Close()
+	defer keys.Close()
+	kr := keys.Keyring
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -163,11 +164,12 @@ func TestOpenDevKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reopening reuses the file: the first keyring's data key still unwraps.
-	kr2, closer2, err := o.Open(context.Background(), logger)
+	keys2, err := o.Open(context.Background(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closer2.Close()
+	defer keys2.Close()
+	kr2 := keys2.Keyring
 	if _, err := kr2.UnwrapDataKeys(context.Background(), "default", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +181,8 @@ func TestOpenDevKeyFile(t *testing.T) {
 
 func TestOpenMissingKeyFile(t *testing.T) {
 	t.Parallel()
-	o := keyflags.Options{KeysFile: filepath.Join(t.TempDir(), "missing.json")}
-	if _, _, err := o.Open(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "missing.json") {
+	o := keyconfig.Config{File: keyconfig.FileSource{Path: filepath.Join(t.TempDir(), "missing.json")}}
+	if _, err := o.Open(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("Open = %v, want an error naming the file", err)
 	}
 }
