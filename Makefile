@@ -19,11 +19,12 @@ build:
 tools:
 	@./scripts/tools.sh
 
-## test: vet, race tests (unit and integration against real components), short fuzz runs
+## test: vet, race tests (unit and integration against real components), short fuzz runs, the failure drills
 test: tools build
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) fuzz
+	$(MAKE) drill
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd internal/oidcprovider && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
@@ -46,8 +47,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClaimPermissions$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 
-## drill: the failure drills under load (docs/OPERATIONS.md "Failure drills"): a three-node Vault
-## cluster, the codec server, faults. ~8 minutes; DRILL_FAULT, DRILL_AFTER, DRILL_BEFORE,
+## drill: the failure drills under load (docs/OPERATIONS.md "Failure drills"; make test runs it): a three-node Vault
+## cluster, the codec server, faults. ~7 minutes; DRILL_FAULT, DRILL_AFTER, DRILL_BEFORE,
 ## DRILL_RECOVER_MAX (durations) and DRILL_RATE (load factor) tune them, DRILL_REPORT=F appends the figures to F.
 drill: build
 	@./scripts/tools.sh vault
