@@ -8,7 +8,7 @@ export GOFLAGS ?= -buildvcs=false
 FUZZTIME ?= 30000x
 PKGS := ./...
 
-.PHONY: all build tools test unit fuzz bench lint demo clean typescript
+.PHONY: all build tools test unit fuzz bench lint demo clean typescript drill
 
 all: build
 
@@ -19,11 +19,12 @@ build:
 tools:
 	@./scripts/tools.sh
 
-## test: vet, race tests (unit and integration against real components), short fuzz runs
+## test: vet, race tests (unit and integration against real components), short fuzz runs, the failure drills
 test: tools build typescript
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) fuzz
+	$(MAKE) drill
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd internal/oidcprovider && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
@@ -53,6 +54,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshalPayloads$$' -fuzztime $(FUZZTIME) ./codecserver
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./blindindex
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHMAC$$' -fuzztime $(FUZZTIME) ./keyring/vault
+
+## drill: the failure drills under load (docs/OPERATIONS.md "Failure drills"; make test runs it): a three-node Vault
+## cluster, the codec server, faults. ~7 minutes; DRILL_FAULT, DRILL_AFTER, DRILL_BEFORE,
+## DRILL_RECOVER_MAX (durations) and DRILL_RATE (load factor) tune them, DRILL_REPORT=F appends the figures to F.
+drill: build
+	@./scripts/tools.sh vault
+	$(GO) test -tags drill -count=1 -v -timeout 40m -run '^TestDrill' ./e2e/drills
 
 ## bench: the benchmarks behind BENCHMARKS.md
 bench: tools

@@ -143,7 +143,43 @@ func NewMetrics() *Metrics {
 	})
 	reg.MustRegister(m.requests, m.duration, m.payloads, m.failures, m.keyringCalls, m.dataKeys, m.auditErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.exportAtZero()
 	return m
+}
+
+// failureReasons are the reason labels of codec_server_failures_total,
+// as docs/OPERATIONS.md lists them (the status table in docs/SERVER.md).
+var failureReasons = []string{
+	"decrypt", "unknown_key", "unwrap", "malformed", "unsupported", "key_permission",
+	"namespace_mismatch", "not_encrypted", "keyring_unavailable", "timeout",
+	"unauthenticated", "forbidden", "namespace", "body_too_large", "too_many_payloads",
+	"too_much_metadata", "busy", "duplicate_header", "unsupported_media_type",
+	"already_encrypted", "client_certificate", "host_not_allowed", "bad_request",
+	"not_found", "method_not_allowed", "canceled", "erased", "not_ready", "internal",
+}
+
+// exportAtZero creates the series an alert or a dashboard is written
+// against, so that /metrics shows them from the start at zero rather than
+// only after their first event: a rate() over a series that appears with
+// its first failure misses that failure, and absent() cannot tell "no
+// failures" from "no server".
+func (m *Metrics) exportAtZero() {
+	for _, route := range []string{"/encode", "/decode"} {
+		m.requestCounter(route, http.StatusOK)
+		m.durationObserver(route)
+	}
+	for _, op := range []string{"encode", "decode"} {
+		m.counter(m.payloads, op)
+	}
+	for _, reason := range failureReasons {
+		m.counter(m.failures, reason)
+	}
+	for _, op := range []string{"new_data_key", "unwrap_data_keys", "legacy_key"} {
+		m.counter2(m.keyringCalls, op, "ok")
+	}
+	for _, source := range []string{"cache", "keyring"} {
+		m.counter(m.dataKeys, source)
+	}
 }
 
 // Registry returns the private registry, e.g. to add collectors.
@@ -306,6 +342,23 @@ func (k *instrumentedKeyring) UnwrapDataKeys(ctx context.Context, ns string, key
 	return out, err
 }
 
+// ExportKeyFileReloads registers the key file reload metrics
+// (codec_server_key_file_reloads_total by outcome, at zero, and
+// codec_server_key_file_reload_failures), so a server whose keys come from
+// a file exports them from the start, also with reloading off. Servers
+// without a key file do not call it and do not export them. Calling it
+// again does nothing; a nil *Metrics ignores it.
+func (m *Metrics) ExportKeyFileReloads() {
+	if m == nil {
+		return
+	}
+	m.keyReloadOnce.Do(func() {
+		m.reg.MustRegister(m.keyReloads, m.keyReloadFailing)
+		m.keyReloads.WithLabelValues("ok")
+		m.keyReloads.WithLabelValues("error")
+	})
+}
+
 // CountAuditErrors returns w counting its failed writes in
 // codec_server_audit_write_errors_total: give it the audit log's file
 // under an [AuditWriter], whose background flushes have nobody else to
@@ -331,17 +384,14 @@ func (a auditErrorCounter) Write(p []byte) (int, error) {
 }
 
 // ObserveKeyReload records one key file reload attempt; pass it as
-// keyring.FileOptions.OnReload. The metrics are registered on first use, so
-// servers without a key file do not export them. A nil *Metrics ignores it.
+// keyring.FileOptions.OnReload. It registers the metrics as
+// [Metrics.ExportKeyFileReloads] does if that was not called. A nil
+// *Metrics ignores it.
 func (m *Metrics) ObserveKeyReload(err error) {
 	if m == nil {
 		return
 	}
-	// Registered on the first reload: only servers with a reloaded key
-	// file export these series.
-	m.keyReloadOnce.Do(func() {
-		m.reg.MustRegister(m.keyReloads, m.keyReloadFailing)
-	})
+	m.ExportKeyFileReloads()
 	if err != nil {
 		m.keyReloads.WithLabelValues("error").Inc()
 		m.keyReloadFailing.Inc()

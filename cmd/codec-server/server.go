@@ -386,6 +386,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if metrics != nil {
 		c.Keys.OnReload = metrics.ObserveKeyReload
 	}
+	if src := c.Keys.Source(); src == "file" || src == keyconfig.DevFileSource {
+		// Keys from a file: its reload metrics are exported from the
+		// start, also with --keys-reload 0.
+		metrics.ExportKeyFileReloads()
+	}
 	codecs, kr, err := m.openCodecs(ctx, metrics)
 	if err != nil {
 		return err
