@@ -443,7 +443,8 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, _ string, keys []keyring.Wrapp
 }
 
 // Shred implements Store: it checks that the key file holds handle's key,
-// writes the tombstone (synced), overwrites the key file with zeros,
+// writes the tombstone (synced), looks for a key again if there was none
+// (a first seal racing the shred), overwrites the key file with zeros,
 // syncs it, unlinks it and syncs the folder. A key file left zeroed by an
 // interrupted shred is removed.
 func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
@@ -466,18 +467,33 @@ func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 		t = &dirTombstone{Version: 1, Handle: handle}
 	}
 	t.Blocked, t.Shredded = true, time.Now().UTC()
-	if f != nil && !slices.Contains(t.Erased, f.Generation) {
-		t.Erased = append(t.Erased, f.Generation)
-	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		return false, err
-	}
-	if err := d.replace(tombFile(handle), b); err != nil {
-		return false, err
-	}
-	if f == nil && !zeroed {
-		return false, nil
+	for {
+		if f != nil && !slices.Contains(t.Erased, f.Generation) {
+			t.Erased = append(t.Erased, f.Generation)
+		}
+		b, err := json.Marshal(t)
+		if err != nil {
+			return false, err
+		}
+		if err := d.replace(tombFile(handle), b); err != nil {
+			return false, err
+		}
+		if f != nil || zeroed {
+			break
+		}
+		// A seal may have created the handle's first key after the load
+		// above and checked for a tombstone before ours: look again now
+		// that the tombstone blocks new keys, so that key is erased too.
+		f, err = d.load(handle)
+		zeroed = errors.Is(err, errZeroed)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return false, nil
+		case zeroed:
+			f = nil
+		case err != nil:
+			return false, err
+		}
 	}
 	p := filepath.Join(d.dir, keyFile(handle))
 	if f != nil {
