@@ -521,8 +521,15 @@ func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 	return true, nil
 }
 
+// errUnfinishedShred is Readmit's refusal while a shred of handle left
+// its key in place.
+func errUnfinishedShred(handle string) error {
+	return fmt.Errorf("subject: handle %s has an unfinished shred: run the shred again first", handle)
+}
+
 // Readmit implements Store: the tombstone stays (old generations stay
-// erased) but no longer blocks new keys.
+// erased) but no longer blocks new keys. It refuses while an unfinished
+// shred left the handle's key in place.
 func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
@@ -531,8 +538,11 @@ func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err != nil || t == nil || !t.Blocked {
 		return false, err
 	}
-	if _, err := d.load(handle); errors.Is(err, errZeroed) {
-		return false, fmt.Errorf("subject: handle %s has an unfinished shred: run the shred again first", handle)
+	// A shred that recorded the key's generation as erased but did not
+	// get to zero or remove its file left it able to open the payloads:
+	// lifting the block now would keep it for good.
+	if f, err := d.load(handle); errors.Is(err, errZeroed) || err == nil && slices.Contains(t.Erased, f.Generation) {
+		return false, errUnfinishedShred(handle)
 	}
 	t.Blocked = false
 	b, err := json.Marshal(t)
