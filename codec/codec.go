@@ -246,6 +246,11 @@ type openKey struct {
 	keyID     string
 	wrapped   []byte
 	expires   time.Time
+	// gen is the keyring generation read before the keyring call that
+	// unwrapped it: a data subject key is used only while the generation
+	// is still gen, so a decode under way during an in-process shred
+	// cannot leave the shredded key cached.
+	gen uint64
 }
 
 // New returns a Codec that takes its keys from kr.
@@ -419,7 +424,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		keys = bigKeys
 	}
 	now := c.core.opts.now()
-	c.core.purgeOnNewGeneration()
+	gen := c.core.purgeOnNewGeneration()
 	cached := 0
 	var missing []*pendingKey
 	var missingBy map[uint64][]*pendingKey // by hash, once missing is long
@@ -465,7 +470,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		prev, havePrev, prevKey, prevPending = h, true, nil, nil
 		kn := c.keyringNamespace(h)
 		hash := c.core.hash(kn, h)
-		if k, ok := c.core.dec.Get(hash); ok && k.matches(kn, h) && now.Before(k.expires) {
+		if k, ok := c.core.dec.Get(hash); ok && k.matches(kn, h) && now.Before(k.expires) && (k.gen == gen || !keyring.IsSubjectKeyID(k.keyID)) {
 			keys[i], prevKey = k, k
 			cached++
 			continue
@@ -614,6 +619,7 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 	for j, m := range missing {
 		req[j] = keyring.WrappedKey{KeyID: string(m.h.KeyID), Wrapped: m.h.Wrapped}
 	}
+	gen := c.core.generation()
 	secrets, err := c.core.kr.UnwrapDataKeys(ctx, c.namespace, req)
 	if err != nil {
 		// Name the payload of the key that failed when the keyring says
@@ -643,6 +649,7 @@ func (c *Codec) unwrap(ctx context.Context, missing []*pendingKey, keys []*openK
 			keyID:     req[j].KeyID,
 			wrapped:   append([]byte(nil), req[j].Wrapped...),
 			expires:   now.Add(c.core.maxAge(req[j].KeyID, c.core.opts.DecodeCacheMaxAge)),
+			gen:       gen,
 		}
 		c.core.cacheOpenKey(m.hash, k, now)
 		for _, i := range m.at {

@@ -171,17 +171,27 @@ func (c *core) cacheOpenKey(hash uint64, k *openKey, now time.Time) {
 
 // purgeOnNewGeneration drops every cached data subject key when the
 // keyring's generation changed since the last check (a shred through a
-// subject.Keyring, a rotation).
-func (c *core) purgeOnNewGeneration() {
+// subject.Keyring, a rotation). It returns the generation (0 for a
+// keyring that does not rotate).
+func (c *core) purgeOnNewGeneration() uint64 {
 	if c.rot == nil {
-		return
+		return 0
 	}
 	g := c.rot.KeyGeneration()
 	if c.seenGen.Load() == g {
-		return
+		return g
 	}
 	c.seenGen.Store(g)
 	c.dropSubjectKeys(c.opts.now(), true)
+	return g
+}
+
+// generation is the keyring's generation (0 if it does not rotate).
+func (c *core) generation() uint64 {
+	if c.rot == nil {
+		return 0
+	}
+	return c.rot.KeyGeneration()
 }
 
 // watchShreds has a keyring that shreds in-process (keyring.ShredNotifier)

@@ -443,7 +443,8 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, _ string, keys []keyring.Wrapp
 }
 
 // Shred implements Store: it checks that the key file holds handle's key,
-// writes the tombstone (synced), overwrites the key file with zeros,
+// writes the tombstone (synced), looks for a key again if there was none
+// (a first seal racing the shred), overwrites the key file with zeros,
 // syncs it, unlinks it and syncs the folder. A key file left zeroed by an
 // interrupted shred is removed.
 func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
@@ -466,18 +467,33 @@ func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 		t = &dirTombstone{Version: 1, Handle: handle}
 	}
 	t.Blocked, t.Shredded = true, time.Now().UTC()
-	if f != nil && !slices.Contains(t.Erased, f.Generation) {
-		t.Erased = append(t.Erased, f.Generation)
-	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		return false, err
-	}
-	if err := d.replace(tombFile(handle), b); err != nil {
-		return false, err
-	}
-	if f == nil && !zeroed {
-		return false, nil
+	for {
+		if f != nil && !slices.Contains(t.Erased, f.Generation) {
+			t.Erased = append(t.Erased, f.Generation)
+		}
+		b, err := json.Marshal(t)
+		if err != nil {
+			return false, err
+		}
+		if err := d.replace(tombFile(handle), b); err != nil {
+			return false, err
+		}
+		if f != nil || zeroed {
+			break
+		}
+		// A seal may have created the handle's first key after the load
+		// above and checked for a tombstone before ours: look again now
+		// that the tombstone blocks new keys, so that key is erased too.
+		f, err = d.load(handle)
+		zeroed = errors.Is(err, errZeroed)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return false, nil
+		case zeroed:
+			f = nil
+		case err != nil:
+			return false, err
+		}
 	}
 	p := filepath.Join(d.dir, keyFile(handle))
 	if f != nil {
@@ -505,8 +521,15 @@ func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 	return true, nil
 }
 
+// errUnfinishedShred is Readmit's refusal while a shred of handle left
+// its key in place.
+func errUnfinishedShred(handle string) error {
+	return fmt.Errorf("subject: handle %s has an unfinished shred: run the shred again first", handle)
+}
+
 // Readmit implements Store: the tombstone stays (old generations stay
-// erased) but no longer blocks new keys.
+// erased) but no longer blocks new keys. It refuses while an unfinished
+// shred left the handle's key in place.
 func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
@@ -515,8 +538,11 @@ func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err != nil || t == nil || !t.Blocked {
 		return false, err
 	}
-	if _, err := d.load(handle); errors.Is(err, errZeroed) {
-		return false, fmt.Errorf("subject: handle %s has an unfinished shred: run the shred again first", handle)
+	// A shred that recorded the key's generation as erased but did not
+	// get to zero or remove its file left it able to open the payloads:
+	// lifting the block now would keep it for good.
+	if f, err := d.load(handle); errors.Is(err, errZeroed) || err == nil && slices.Contains(t.Erased, f.Generation) {
+		return false, errUnfinishedShred(handle)
 	}
 	t.Blocked = false
 	b, err := json.Marshal(t)

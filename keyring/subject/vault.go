@@ -482,7 +482,8 @@ func (v *Vault) Shred(ctx context.Context, namespace, handle string) (bool, erro
 	return true, nil
 }
 
-// Readmit implements Store: it deletes the handle's blocked tombstone.
+// Readmit implements Store: it deletes the handle's blocked tombstone. It
+// refuses while the handle's transit key exists (an unfinished shred).
 func (v *Vault) Readmit(ctx context.Context, namespace, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
@@ -494,6 +495,14 @@ func (v *Vault) Readmit(ctx context.Context, namespace, handle string) (bool, er
 	b, err := v.exists(ctx, blockedName(p, handle))
 	if err != nil || !b {
 		return false, err
+	}
+	// A blocked handle whose transit key is still there has a shred that
+	// did not get to delete it: lifting the block now would keep the key,
+	// and the payloads under it, for good.
+	if birth, err := v.birth(ctx, keyName(p, handle)); err != nil {
+		return false, err
+	} else if birth != "" {
+		return false, errUnfinishedShred(handle)
 	}
 	if err := v.deleteKey(ctx, blockedName(p, handle)); err != nil {
 		return false, err
