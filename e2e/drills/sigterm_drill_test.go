@@ -22,17 +22,17 @@ import (
 	"github.com/envelopecodec/envelope/internal/testenv"
 )
 
-// TestDrillSIGTERMUnderLoad: the codec server gets SIGTERM while the load
-// runs. Requests in flight finish with their answer, the server exits 0,
-// every answered request has one complete audit line (no line cut off,
-// none missing), and every payload it sealed decodes afterwards. Without a
-// drain (--shutdown-delay 0) requests sent after the listener closed find
-// no server: behind one address, another replica must take them
-// (TestDrillSIGTERMOneOfTwoReplicas).
+// TestDrillSIGTERMUnderLoad: the codec server (alone, --shutdown-delay
+// 5s, the default) gets SIGTERM while the load runs. It drains: requests
+// sent before SIGTERM and during the delay are answered; then it closes
+// its listener, requests in flight finish, it exits 0, every answered
+// request has one complete audit line (no line cut off, none missing), and
+// every payload it sealed decodes afterwards. Requests sent after the
+// listener closed find no server: behind one address, another replica
+// must take them (TestDrillSIGTERMOneOfTwoReplicas).
 func TestDrillSIGTERMUnderLoad(t *testing.T) {
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	// No drain (--shutdown-delay 0): what one replica alone does.
-	d := startDrill(t, drillOptions{keysFile: true, extraArgs: []string{"--audit-log", audit, "--shutdown-delay", "0"}})
+	d := startDrill(t, drillOptions{keysFile: true, extraArgs: []string{"--audit-log", audit, "--shutdown-delay", "5s"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		wg      sync.WaitGroup
@@ -64,7 +64,7 @@ func TestDrillSIGTERMUnderLoad(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	var sent, answered, inFlight, lostBefore, refusedAfter, badAnswers int
+	var sent, answered, inFlight, lostBefore, answeredAfter, refusedAfter, badAnswers int
 	for _, st := range streams {
 		for _, s := range samples[st.kind] {
 			sent++
@@ -82,12 +82,17 @@ func TestDrillSIGTERMUnderLoad(t *testing.T) {
 				lostBefore++
 			case s.Status == 0:
 				refusedAfter++
+			case !s.Start.Before(term):
+				answeredAfter++
 			}
 		}
 	}
 	lines := auditLines(t, audit)
-	t.Logf("SIGTERM under load: %d sent, %d in flight at SIGTERM, %d answered (all 200: %v), %d sent before SIGTERM without an answer, %d sent after SIGTERM found no server; exit %v after %s; %d audit lines",
-		sent, inFlight, answered, badAnswers == 0, lostBefore, refusedAfter, exitErr, exited.Sub(term).Round(time.Millisecond), lines)
+	t.Logf("SIGTERM under load: %d sent, %d in flight at SIGTERM, %d answered (all 200: %v), %d sent before SIGTERM without an answer, %d sent after SIGTERM answered (the drain), %d sent after SIGTERM found no server (after the listener closed); exit %v after %s; %d audit lines",
+		sent, inFlight, answered, badAnswers == 0, lostBefore, answeredAfter, refusedAfter, exitErr, exited.Sub(term).Round(time.Millisecond), lines)
+	if answeredAfter == 0 {
+		t.Error("no request sent after SIGTERM was answered: no drain")
+	}
 	if exitErr != nil {
 		t.Errorf("codec server exit: %v, want 0", exitErr)
 	}
@@ -108,7 +113,7 @@ func TestDrillSIGTERMUnderLoad(t *testing.T) {
 		}
 		defer f.Close()
 		json.NewEncoder(f).Encode(map[string]any{"drill": "SIGTERM", "sent": sent, "in_flight": inFlight, "answered": answered, "bad_answers": badAnswers,
-			"no_answer_before": lostBefore, "no_server_after": refusedAfter, "exit_after_ms": exited.Sub(term).Milliseconds(), "audit_lines": lines})
+			"no_answer_before": lostBefore, "answered_after": answeredAfter, "no_server_after": refusedAfter, "exit_after_ms": exited.Sub(term).Milliseconds(), "audit_lines": lines})
 	}
 }
 
