@@ -21,9 +21,9 @@ type TCPProxy struct {
 	mu      sync.Mutex
 	targets []string // new connections go to each in turn
 	next    int
-	held   chan struct{} // closed while not holding
-	conns  map[net.Conn]struct{}
-	closed bool
+	held    chan struct{} // closed while not holding
+	conns   map[net.Conn]struct{}
+	closed  bool
 }
 
 // StartTCPProxy starts a proxy to target on a free loopback port and
