@@ -170,6 +170,8 @@ type Server struct {
 	// first request for it: most requests name no other namespace.
 	defaultCodecs chain
 	defaultOnce   sync.Once
+
+	draining atomic.Bool // set by Drain
 }
 
 // New checks cfg and returns a Server. Misconfiguration (no codec, no
@@ -275,13 +277,33 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		// The client opens a new connection for its next request, which
+		// the load balancer sends to a replica that is not shutting down.
+		w.Header().Set("Connection", "close")
+	}
+	s.handler.ServeHTTP(w, r)
+}
+
+// Drain prepares a shutdown: from now on /readyz answers 503 (reason
+// not_ready, "shutting down"), so that load balancers and Kubernetes stop
+// sending new requests here, and every answer asks its client to close
+// the connection (Connection: close), so that clients holding keep-alive
+// connections open new ones elsewhere. Every request is still served,
+// /healthz still answers 200. The caller waits for the load balancers to
+// notice, then shuts the http.Server down.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.fail(w, r, newError(http.StatusServiceUnavailable, "not_ready", "shutting down", nil))
+		return
+	}
 	if c, ok := s.cfg.Keyring.(keyring.Checker); ok {
 		if err := s.ready.check(r.Context(), c, s.cfg.ReadyzCacheTTL); err != nil {
 			s.fail(w, r, newError(http.StatusServiceUnavailable, "not_ready", "keyring not ready", err))

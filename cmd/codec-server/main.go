@@ -69,6 +69,11 @@ func run(args []string, stdout, stderr io.Writer, lookup func(string) (string, b
 	select {
 	case <-ctx.Done():
 		m.Logger().Info("signal received; shutting down")
+		// A second SIGINT or SIGTERM cuts the drain short.
+		again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		stop()
+		m.Drain(again)
+		stopAgain()
 	case err := <-m.Done():
 		if err != nil {
 			m.Logger().Error("server stopped", "err", err)

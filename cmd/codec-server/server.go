@@ -79,6 +79,7 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
+	ShutdownDelay     time.Duration
 
 	LogFormat string
 	LogLevel  string
@@ -111,6 +112,7 @@ func DefaultConfig() Config {
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ShutdownTimeout:   20 * time.Second,
+		ShutdownDelay:     DefaultShutdownDelay,
 		LogFormat:         "text",
 		LogLevel:          "info",
 		Metrics:           true,
@@ -134,6 +136,7 @@ type Main struct {
 	logger    *slog.Logger
 	ln        net.Listener
 	srv       *http.Server
+	handler   *codecserver.Server
 	done      chan error
 	cancel    context.CancelFunc
 	closers   []io.Closer
@@ -191,6 +194,7 @@ func (c *Config) FlagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to handle a request and write the answer")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to let requests finish on SIGTERM")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "on SIGTERM, keep serving every request this long with /readyz answering 503, so load balancers stop sending requests here before the listener closes; a second signal ends it (0: close at once)")
 
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -307,8 +311,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--jwt-permissions-regex: %w", err)
 		}
 	}
-	if c.JWTMaxLifetime < 0 || c.AuditSync < 0 {
-		return errors.New("--jwt-max-lifetime and --audit-flush-interval cannot be negative")
+	if c.JWTMaxLifetime < 0 || c.AuditSync < 0 || c.ShutdownDelay < 0 {
+		return errors.New("--jwt-max-lifetime, --audit-flush-interval and --shutdown-delay cannot be negative")
 	}
 	if c.MaxMetadata <= 0 || c.MaxInFlightBytes <= 0 || c.MaxDecompressed <= 0 || c.MaxConnections <= 0 {
 		return errors.New("--max-metadata-entries, --max-inflight-body-bytes, --max-decompressed-bytes and --max-connections must be positive")
@@ -435,6 +439,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.handler = srv
 
 	tlsCfg, err := m.tlsConfig(bg, metrics)
 	if err != nil {
@@ -603,12 +608,40 @@ func (m *Main) tlsConfig(bg context.Context, metrics *codecserver.Metrics) (*tls
 	return tlsCfg, nil
 }
 
+// DefaultShutdownDelay is --shutdown-delay: long enough for a load
+// balancer that checks /readyz every second or two (and for Kubernetes
+// to take a terminating pod out of its Service's endpoints) to stop
+// sending requests here, short enough not to slow a rollout down.
+const DefaultShutdownDelay = 5 * time.Second
+
+// Drain begins a shutdown (call it before Close): for --shutdown-delay
+// /readyz answers 503 while every request is still served, each answer
+// asking its client to close the connection, so that load balancers and
+// clients move to other replicas before the listener closes. It returns
+// after the delay, or at once when ctx ends (a second signal).
+func (m *Main) Drain(ctx context.Context) {
+	d := m.Config.ShutdownDelay
+	if d <= 0 || m.handler == nil {
+		return
+	}
+	m.handler.Drain()
+	m.Logger().Info("draining: /readyz answers 503, requests are still served; a second signal stops at once", "shutdown_delay", d)
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		m.Logger().Info("second signal: not waiting out --shutdown-delay")
+	}
+}
+
 // Close stops accepting requests, lets running ones finish within
 // ShutdownTimeout, and releases the keyring.
 func (m *Main) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		if m.srv != nil {
+			if m.logger != nil {
+				m.logger.Info("closing the listener; letting requests in flight finish", "shutdown_timeout", m.Config.ShutdownTimeout)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 			defer cancel()
 			if e := m.srv.Shutdown(ctx); e != nil {

@@ -705,3 +705,39 @@ func TestKeyringAndTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownFitsTheGracePeriod: the server drains on SIGTERM by itself
+// (--shutdown-delay, /readyz 503 while it keeps serving) and then lets
+// requests finish (--shutdown-timeout); both are set, the delay is not
+// zero, and the pod's grace period is longer than their sum, so the
+// kubelet's SIGKILL never cuts a request off.
+func TestShutdownFitsTheGracePeriod(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			m := build(t, v.edit)
+			c := container(t, m)
+			env, flags := environment(t, m, c), flagValues(t, c.Args)
+			setting := func(flag string) time.Duration {
+				s, ok := flags[flag]
+				if !ok {
+					s, ok = env[serverflags.Env(flag)]
+				}
+				d, err := time.ParseDuration(s)
+				if !ok || err != nil {
+					t.Fatalf("--%s (%s): %q %v; set it explicitly", flag, serverflags.Env(flag), s, err)
+				}
+				return d
+			}
+			delay, timeout := setting("shutdown-delay"), setting("shutdown-timeout")
+			if delay <= 0 {
+				t.Errorf("--shutdown-delay %s: a terminating pod would refuse the requests the Service still sends it", delay)
+			}
+			grace := m.deployment.Spec.Template.Spec.TerminationGracePeriodSeconds
+			if grace == nil || time.Duration(*grace)*time.Second <= delay+timeout {
+				t.Errorf("terminationGracePeriodSeconds %v, want more than --shutdown-delay %s + --shutdown-timeout %s", grace, delay, timeout)
+			}
+		})
+	}
+}

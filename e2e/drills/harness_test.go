@@ -91,6 +91,7 @@ type drill struct {
 	keysFile string   // with drillOptions.keysFile
 	env      []string // the AppRole secret ID, not a flag: flags show in ps
 	cs       *testenv.CodecServer
+	loadURL  string // where the load goes, when not to cs (a balancer)
 	http     *http.Client
 
 	warm     []sealedPayload // sealed by the server, decoded once before the fault
@@ -271,6 +272,10 @@ func (d *drill) decode(ctx context.Context, url, ns string, sps []sealedPayload)
 // request makes one request of the stream kind.
 func (d *drill) request(ctx context.Context, kind string, seq int) loadgen.Sample {
 	t0 := time.Now()
+	url := d.cs.URL
+	if d.loadURL != "" {
+		url = d.loadURL
+	}
 	var (
 		status int
 		err    error
@@ -282,7 +287,7 @@ func (d *drill) request(ctx context.Context, kind string, seq int) loadgen.Sampl
 			ns = fmt.Sprintf("new-%d-%d", seq, t0.UnixNano()%1000)
 		}
 		var sp sealedPayload
-		sp, status, err = d.encode(ctx, d.cs.URL, ns, fmt.Sprintf("%s %d", kind, seq))
+		sp, status, err = d.encode(ctx, url, ns, fmt.Sprintf("%s %d", kind, seq))
 		if err == nil && status == 200 {
 			d.mu.Lock()
 			d.sealed = append(d.sealed, sp)
@@ -290,13 +295,13 @@ func (d *drill) request(ctx context.Context, kind string, seq int) loadgen.Sampl
 		}
 	case decodeWarm:
 		sp := d.warm[seq%len(d.warm)]
-		status, err = d.decode(ctx, d.cs.URL, sp.ns, []sealedPayload{sp})
+		status, err = d.decode(ctx, url, sp.ns, []sealedPayload{sp})
 	case decodeCold:
 		i := int(d.coldNext.Add(1) - 1)
 		if i >= len(d.cold) {
 			i = i % len(d.cold) // more than planned: warm by now
 		}
-		status, err = d.decode(ctx, d.cs.URL, "cold", []sealedPayload{d.cold[i]})
+		status, err = d.decode(ctx, url, "cold", []sealedPayload{d.cold[i]})
 	}
 	return loadgen.Sample{Start: t0, Latency: time.Since(t0), Status: status, Err: err}
 }

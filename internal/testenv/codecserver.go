@@ -18,7 +18,8 @@ type CodecServerOptions struct {
 	// --jwks-file J, or --insecure-no-auth.
 	Args []string
 	// Env holds extra environment variables (KEY=VALUE). The test process's
-	// own CODEC_SERVER_*, VAULT_* and AWS_* variables are never passed on.
+	// own CODEC_SERVER_*, VAULT_* and AWS_* variables are never passed on;
+	// CODEC_SERVER_SHUTDOWN_DELAY is 0 unless Env or Args set it.
 	Env []string
 	// Dir is the working directory; by default a temporary folder, so the
 	// development key file (.data/dev-keyring.json) never lands in the
@@ -72,7 +73,9 @@ func startCodecServer(t testing.TB, opts CodecServerOptions, scheme string, extr
 		args := append(append([]string{"--listen", addr}, extra...), opts.Args...)
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = opts.Dir
-		cmd.Env = append(cleanCodecEnv(os.Environ()), opts.Env...)
+		// Tests stop their servers with SIGTERM at the end: no drain
+		// (--shutdown-delay) unless opts ask for one.
+		cmd.Env = append(append(cleanCodecEnv(os.Environ()), "CODEC_SERVER_SHUTDOWN_DELAY=0"), opts.Env...)
 		cs := &CodecServer{URL: scheme + "://" + addr}
 		cs.proc = StartProcess(t, "codec-server", cmd)
 		ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)

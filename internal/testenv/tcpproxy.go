@@ -12,16 +12,18 @@ import (
 // hung Vault or a black-holed network path does: new connections are
 // accepted and not forwarded, and bytes on open connections stop flowing.
 // Release lets everything flow again. SetTarget switches the target for
-// new connections (a load balancer moving to another backend).
+// new connections (a load balancer moving to another backend); Balance
+// spreads new connections over several (a load balancer's pool).
 type TCPProxy struct {
 	Addr string // host:port to dial instead of the target
 
-	ln     net.Listener
-	mu     sync.Mutex
-	target string
-	held   chan struct{} // closed while not holding
-	conns  map[net.Conn]struct{}
-	closed bool
+	ln      net.Listener
+	mu      sync.Mutex
+	targets []string // new connections go to each in turn
+	next    int
+	held    chan struct{} // closed while not holding
+	conns   map[net.Conn]struct{}
+	closed  bool
 }
 
 // StartTCPProxy starts a proxy to target on a free loopback port and
@@ -32,7 +34,7 @@ func StartTCPProxy(t testing.TB, target string) *TCPProxy {
 	if err != nil {
 		t.Fatalf("testenv: tcp proxy: %v", err)
 	}
-	p := &TCPProxy{Addr: ln.Addr().String(), ln: ln, target: target, held: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	p := &TCPProxy{Addr: ln.Addr().String(), ln: ln, targets: []string{target}, held: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	close(p.held)
 	go p.serve()
 	t.Cleanup(p.Close)
@@ -66,10 +68,22 @@ func (p *TCPProxy) Release() {
 func (p *TCPProxy) SetTarget(target string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.target = target
+	p.targets = []string{target}
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// Balance sends new connections to targets in turn (round robin). Open
+// connections stay: a load balancer that takes a backend out of its pool
+// lets the connections it has finish. With no targets nothing changes.
+func (p *TCPProxy) Balance(targets ...string) {
+	if len(targets) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.targets = append([]string(nil), targets...)
 }
 
 // Close stops the proxy and closes its connections.
@@ -124,7 +138,8 @@ func (p *TCPProxy) handle(c net.Conn) {
 	defer c.Close()
 	<-p.gate()
 	p.mu.Lock()
-	target := p.target
+	target := p.targets[p.next%len(p.targets)]
+	p.next++
 	p.mu.Unlock()
 	up, err := net.Dial("tcp", target)
 	if err != nil {

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -62,5 +63,69 @@ func TestTCPProxyHoldsAndReleases(t *testing.T) {
 	c2.SetDeadline(time.Now().Add(10 * time.Second))
 	if got, err := bufio.NewReader(c2).ReadString('\n'); err != nil || got != "two\n" {
 		t.Fatalf("after Release: %q %v, want the held bytes answered", got, err)
+	}
+}
+
+// TestTCPProxyBalances: new connections go to the balanced targets in
+// turn; a connection open to a target taken out of the pool keeps working.
+func TestTCPProxyBalances(t *testing.T) {
+	t.Parallel()
+	var addrs []string
+	for _, name := range []string{"a", "b"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					sc := bufio.NewScanner(c)
+					for sc.Scan() {
+						c.Write([]byte(name + "\n"))
+					}
+				}()
+			}
+		}()
+	}
+	p := StartTCPProxy(t, addrs[0])
+	p.Balance(addrs...)
+	ask := func(c net.Conn) string {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte("who\n"))
+		s, _ := bufio.NewReader(c).ReadString('\n')
+		return s
+	}
+	var got []string
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		got = append(got, ask(c))
+	}
+	if want := []string{"a\n", "b\n", "a\n", "b\n"}; !slices.Equal(got, want) {
+		t.Fatalf("balanced connections answered %q, want %q", got, want)
+	}
+	p.Balance(addrs[1])
+	if s := ask(conns[0]); s != "a\n" {
+		t.Errorf("an open connection to a target out of the pool answered %q, want it kept (a)", s)
+	}
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if s := ask(c); s != "b\n" {
+		t.Errorf("a new connection after a is out of the pool went to %q, want b", s)
 	}
 }

@@ -17,7 +17,7 @@ var Flags = []string{
 	"jwt-permissions-regex", "jwt-max-lifetime",
 	"tls-cert", "tls-key", "tls-client-ca", "tls-reload", "client-permission",
 	"max-body-bytes", "max-payloads", "max-metadata-entries", "max-inflight-body-bytes", "max-decompressed-bytes", "max-connections",
-	"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "shutdown-timeout",
+	"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "shutdown-timeout", "shutdown-delay",
 	"log-format", "log-level", "metrics", "audit", "audit-log", "audit-flush-interval",
 	"keys-file", "keys-reload",
 	"subject-store", "subject-dir", "subject-vault-prefix",
