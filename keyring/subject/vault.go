@@ -267,8 +267,10 @@ var generationInput = base64.StdEncoding.EncodeToString([]byte("envelope/subject
 var errNoKey = errors.New("no key")
 
 // NewDataKey implements Store: it creates the handle's transit key if
-// missing and no tombstone blocks it, then asks Vault for a data key
-// (datakey/plaintext).
+// missing and no tombstone blocks it, asks Vault for a data key
+// (datakey/plaintext), then checks the blocked tombstone: a handle a shred
+// has blocked never gets a data key, even while its transit key is still
+// there (a shred that did not get to delete it, or one running now).
 func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyring.DataKey, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
@@ -278,26 +280,22 @@ func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyri
 		return keyring.DataKey{}, err
 	}
 	name := keyName(p, handle)
+	isBlocked := func() error {
+		b, err := v.exists(ctx, blockedName(p, handle))
+		if err == nil && b {
+			err = blocked(handle)
+		}
+		return err
+	}
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
 	if birth == "" {
-		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
-			if err == nil {
-				err = blocked(handle)
-			}
+		if err := isBlocked(); err != nil {
 			return keyring.DataKey{}, err
 		}
 		if err := v.createKey(ctx, name); err != nil {
-			return keyring.DataKey{}, err
-		}
-		// A shred may have blocked the handle between the check and the
-		// creation: then the new key must not be used.
-		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
-			if err == nil {
-				err = blocked(handle)
-			}
 			return keyring.DataKey{}, err
 		}
 		if birth, err = v.birth(ctx, name); err != nil {
@@ -320,7 +318,16 @@ func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyri
 	pt, ct := ans.Plaintext, ans.Ciphertext
 	dek, err := base64.StdEncoding.DecodeString(pt)
 	if err != nil || len(dek) != keyring.DataKeySize || !strings.HasPrefix(ct, "vault:v") {
+		clear(dek)
 		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: malformed answer: %w", name, keyring.ErrUnavailable)
+	}
+	// Checked after the data key, not before: a shred that blocked the
+	// handle at any time before this answer (between the creation and
+	// the data key, or one that created its tombstones and failed to
+	// delete the key) wins. One call per new data key, not per payload.
+	if err := isBlocked(); err != nil {
+		clear(dek)
+		return keyring.DataKey{}, err
 	}
 	return keyring.DataKey{KeyID: keyID(VaultStoreName, handle, birth), Wrapped: []byte(ct), Key: keyring.NewSecret(dek)}, nil
 }

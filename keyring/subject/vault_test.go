@@ -240,13 +240,26 @@ func TestVaultCallsPer10000Payloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	cachedCalls := rt.n.Load()
-	t.Logf("10,000 payloads over 100 new subjects: seal %d Vault calls (%v), open cold %d calls (%v), open cached %d calls",
-		sealCalls, sealTime, openCalls, openTime, cachedCalls)
+	// A new data key for each known subject (a codec with an empty seal
+	// cache, as after DataKeyMaxAge/SubjectKeyMaxAge or in another
+	// process; the handles are cached).
+	rt.n.Store(0)
+	again, _ := codec.New(kr, codec.Options{Subject: customerOf})
+	for s := range 100 {
+		encodeFor(t, again, fmt.Sprintf("onboard-customer-%d", s), plain("x"))
+	}
+	refreshCalls := rt.n.Load()
+	t.Logf("10,000 payloads over 100 new subjects: seal %d Vault calls (%v), open cold %d calls (%v), open cached %d calls; a new data key for each of the 100 known subjects: %d calls",
+		sealCalls, sealTime, openCalls, openTime, cachedCalls, refreshCalls)
 	// Per new subject: handle, fingerprint (missing), tombstone check,
-	// create, tombstone check again (a shred meanwhile), fingerprint,
-	// datakey.
+	// create, fingerprint, datakey, tombstone check again (a shred
+	// meanwhile, or one that did not get to delete the key).
 	if sealCalls != 700 {
 		t.Errorf("seal: %d Vault calls, want 700 (7 per new subject)", sealCalls)
+	}
+	// Per known subject: fingerprint, datakey, tombstone check.
+	if refreshCalls != 300 {
+		t.Errorf("new data keys of known subjects: %d Vault calls, want 300 (3 per subject)", refreshCalls)
 	}
 	if openCalls != 100 {
 		t.Errorf("open: %d Vault calls, want 100 (one batched decrypt per subject)", openCalls)
