@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,19 +119,9 @@ func TestVaultStore(t *testing.T) {
 	})
 	t.Run("the documented policies: users cannot shred, the shredder can", func(t *testing.T) {
 		// The policies of docs/ERASURE.md.
-		v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+`
-path "transit/keys/subject-*" {
-  capabilities       = ["create", "update"]
-  allowed_parameters = { "type" = ["aes256-gcm96"] }
-}
-path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
-path "transit/decrypt/subject-*"           { capabilities = ["update"] }
-path "transit/hmac/subject-*"              { capabilities = ["update"] }
-`)
+		v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+subjectUserPolicy)
 		v.WritePolicy(t, "subject-shredder", `path "transit/keys/temporal" { capabilities = ["read"] }
-path "transit/keys/subject-*"              { capabilities = ["create", "read", "update", "delete"] }
-path "transit/hmac/subject-*"              { capabilities = ["update"] }
-`)
+`+subjectShredderPolicy)
 		ctx := context.Background()
 		userToken := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}})
 		user := vaultStoreWithToken(t, v, nil, userToken)
@@ -204,6 +195,66 @@ path "transit/hmac/subject-*"              { capabilities = ["update"] }
 			t.Fatalf("key still in Vault after shred: status %d", status)
 		}
 	})
+}
+
+// The Vault policies of docs/ERASURE.md: workers and codec servers
+// (subject-user), the operator who shreds and re-admits
+// (subject-shredder).
+const (
+	subjectUserPolicy = `
+path "transit/keys/subject-*" {
+  capabilities       = ["create", "update"]
+  allowed_parameters = { "type" = ["aes256-gcm96"] }
+}
+path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
+path "transit/decrypt/subject-*"           { capabilities = ["update"] }
+path "transit/hmac/subject-*"              { capabilities = ["update"] }
+path "transit/hmac/tomb-subject-*"         { capabilities = ["update"] }
+`
+	subjectShredderPolicy = `
+path "transit/keys/subject-*"              { capabilities = ["create", "read", "update", "delete"] }
+path "transit/hmac/subject-*"              { capabilities = ["update"] }
+path "transit/keys/tomb-subject-*"         { capabilities = ["create", "read", "update", "delete"] }
+path "transit/hmac/tomb-subject-*"         { capabilities = ["update"] }
+`
+)
+
+// TestVaultWorkersCannotForgeErasures: a token with the documented
+// subject-user policy (every worker's) cannot create a tombstone, so it
+// cannot make a key ID that never existed show as erased (in place of
+// failing as unknown), nor block a subject.
+func TestVaultWorkersCannotForgeErasures(t *testing.T) {
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	initVaultStore(t, v)
+	v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+subjectUserPolicy)
+	ctx := context.Background()
+	userToken := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}})
+	user := vaultStoreWithToken(t, v, nil, userToken)
+	h := vaultHandle(t, user, "customer-never-sealed")
+	const gen = "0011223344556677"
+	// Every name a worker could give a made-up tombstone of h: the
+	// subject key prefix with the tombstones' suffixes (the names before
+	// tombstones got their own prefix), and the tombstones' own names.
+	for _, name := range []string{
+		"subject-" + h + "-erased-" + gen, "subject-" + h + "-blocked",
+		"tomb-subject-" + h + "-erased-" + gen, "tomb-subject-" + h + "-blocked",
+	} {
+		status, _, err := v.Request("POST", "transit/keys/"+name, userToken, map[string]any{"type": "aes256-gcm96"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(name, "tomb-") && status != http.StatusForbidden {
+			t.Errorf("a subject-user creates the tombstone %s: status %d, want 403", name, status)
+		}
+	}
+	forged := keyring.WrappedKey{KeyID: "subject/vault/" + h + "/" + gen, Wrapped: []byte("vault:v1:AAAA")}
+	if _, err := user.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{forged}); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Errorf("a key ID that never existed, after the worker's tombstones: err %v, want ErrUnknownKey", err)
+	}
+	if _, err := user.NewDataKey(ctx, "default", h); err != nil {
+		t.Errorf("a seal after the worker's tombstones: %v, want none (only the shredder blocks)", err)
+	}
 }
 
 // TestVaultCallsPer10000Payloads measures the Vault calls of sealing and
@@ -332,6 +383,7 @@ path "transit/keys/subject-orders-*" {
 path "transit/datakey/plaintext/subject-orders-*" { capabilities = ["update"] }
 path "transit/decrypt/subject-orders-*"           { capabilities = ["update"] }
 path "transit/hmac/subject-orders-*"              { capabilities = ["update"] }
+path "transit/hmac/tomb-subject-orders-*"         { capabilities = ["update"] }
 `)
 	root := open(v.Token)
 	orders := open(v.CreateToken(t, testenv.TokenOptions{Policies: []string{"orders-subjects"}}))
