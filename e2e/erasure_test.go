@@ -41,6 +41,7 @@ path "transit/keys/subject-*" {
 path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
 path "transit/decrypt/subject-*"           { capabilities = ["update"] }
 path "transit/hmac/subject-*"              { capabilities = ["update"] }
+path "transit/hmac/tomb-subject-*"         { capabilities = ["update"] }
 `
 
 // TestErasureByKey is the done-when of erasure by key: two customers'
@@ -183,7 +184,7 @@ func TestErasureByKey(t *testing.T) {
 	}
 	// The shredded customer's key is gone from Vault, a tombstone names
 	// its handle, the other customer's key is there.
-	if after := vaultDump(t, v); strings.Contains(after, `"name":"subject-`+goneH+`"`) || !strings.Contains(after, `"name":"subject-`+goneH+`-blocked"`) || !strings.Contains(after, `"name":"subject-`+keptH+`"`) {
+	if after := vaultDump(t, v); strings.Contains(after, `"name":"subject-`+goneH+`"`) || !strings.Contains(after, `"name":"tomb-subject-`+goneH+`-blocked"`) || !strings.Contains(after, `"name":"subject-`+keptH+`"`) {
 		t.Errorf("after the shred, Vault's transit keys are:\n%s", after)
 	}
 

@@ -25,6 +25,7 @@ func TestSubjectVaultPrefixOverlap(t *testing.T) {
 		{"prefix longer than the template's fixed part", "temporal-{namespace}", nil, "temporal-o", true},
 		{"fixed key name starts with the prefix", "subject-orders", nil, "subject-", true},
 		{"a previous key starts with the prefix", "temporal", []string{"subject-2025"}, "subject-", true},
+		{"fixed key name starts with the tombstones' prefix", "tomb-subject-orders", nil, "subject-", true},
 		{"prefix of the fixed name's own start, no subject can fill it", "temporal", nil, "temporal", false},
 	} {
 		keys := keyconfig.Config{}

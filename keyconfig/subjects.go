@@ -52,7 +52,7 @@ func (s *Subjects) validate(c *Config) error {
 			prefix = subject.DefaultVaultKeyPrefix
 		}
 		for _, name := range append([]string{c.Vault.KeyName}, c.Vault.PreviousKeys...) {
-			if overlaps(name, prefix) {
+			if overlaps(name, prefix) || overlaps(name, subject.VaultTombstonePrefix(prefix)) {
 				return fmt.Errorf("keyconfig: --subject-vault-prefix %q can name the namespace key %q: a shred of a data subject could delete it; choose a prefix that neither starts the key name nor is started by it", prefix, name)
 			}
 		}

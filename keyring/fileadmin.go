@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/envelopecodec/envelope/internal/ownerfile"
@@ -206,7 +205,7 @@ func updateFile(path string, fn func(*fileJSON) error) error {
 	if err != nil {
 		return fmt.Errorf("keyring: key file %s: %w", path, err)
 	}
-	unlock, err := lockKeyFile(real)
+	unlock, err := ownerfile.Lock(real)
 	if err != nil {
 		return fmt.Errorf("keyring: key file %s: lock: %w", path, err)
 	}
@@ -244,33 +243,6 @@ func updateFile(path string, fn func(*fileJSON) error) error {
 		return fmt.Errorf("keyring: key file %s: %w", path, err)
 	}
 	return writeFileAtomic(real, f, fi)
-}
-
-// lockKeyFile takes an exclusive flock on the key file at path, so that key
-// file commands run at the same time apply one after the other instead of
-// each writing back its own copy (which loses the other's key). Writes
-// replace the file by rename, so after locking it checks that path still
-// names the locked file and otherwise locks the new one.
-func lockKeyFile(path string) (unlock func(), err error) {
-	for {
-		fd, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX); err != nil {
-			fd.Close()
-			return nil, err
-		}
-		locked, err1 := fd.Stat()
-		now, err2 := os.Stat(path)
-		if err1 == nil && err2 == nil && os.SameFile(locked, now) {
-			return func() { fd.Close() }, nil
-		}
-		fd.Close()
-		if err2 != nil {
-			return nil, err2
-		}
-	}
 }
 
 func addKey(f *fileJSON, now time.Time) (KeyInfo, error) {

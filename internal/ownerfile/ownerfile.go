@@ -241,6 +241,35 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// Lock takes an exclusive flock on path (a file or a folder), so that
+// read-modify-write updates of it by several processes (or goroutines)
+// apply one after the other instead of each writing back its own copy
+// (which loses the other's change). It waits for the lock. Writes that
+// replace a file by rename leave the lock on the old file, so after
+// locking it checks that path still names the locked file and otherwise
+// locks the new one. unlock releases the lock.
+func Lock(path string) (unlock func(), err error) {
+	for {
+		fd, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX); err != nil {
+			fd.Close()
+			return nil, err
+		}
+		locked, err1 := fd.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(locked, now) {
+			return func() { fd.Close() }, nil
+		}
+		fd.Close()
+		if err2 != nil {
+			return nil, err2
+		}
+	}
+}
+
 // keepOwner gives tmp the owner uid and group gid unless it has them.
 func keepOwner(tmp *os.File, uid, gid int) error {
 	fi, err := tmp.Stat()

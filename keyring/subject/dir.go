@@ -234,6 +234,19 @@ func (d *Dir) syncDir() error {
 	return nil
 }
 
+// lock takes the store's lock (a flock on its folder) for Shred and
+// Readmit, which read, change and write back a tombstone: run at the same
+// time, in one process or several, each would otherwise write back its
+// own copy and lose the other's change (an erased generation, a block).
+// Seals do not take it.
+func (d *Dir) lock() (unlock func(), err error) {
+	unlock, err = ownerfile.Lock(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("subject: lock key folder: %w", err)
+	}
+	return unlock, nil
+}
+
 // Name implements Store.
 func (d *Dir) Name() string { return DirStoreName }
 
@@ -451,6 +464,11 @@ func (d *Dir) Shred(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
+	unlock, err := d.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	f, err := d.load(handle)
 	zeroed := errors.Is(err, errZeroed)
 	switch {
@@ -534,6 +552,11 @@ func (d *Dir) Readmit(ctx context.Context, _, handle string) (bool, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return false, fmt.Errorf("subject: %w", err)
 	}
+	unlock, err := d.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	t, err := d.tombstone(handle)
 	if err != nil || t == nil || !t.Blocked {
 		return false, err

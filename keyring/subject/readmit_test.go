@@ -111,3 +111,42 @@ func TestVaultReadmitRefusesUnfinishedShred(t *testing.T) {
 		t.Errorf("the shredded key after the re-admission: err %v, want ErrErased", err)
 	}
 }
+
+// TestVaultUnfinishedShredBlocksSeals: a shred that created the
+// tombstones but could not delete the subject's transit key leaves the
+// key in place; sealing for the subject must still fail with ErrErased,
+// not go on under the key the shred meant to delete.
+func TestVaultUnfinishedShredBlocksSeals(t *testing.T) {
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	initVaultStore(t, v)
+	ctx := context.Background()
+	kr, err := vault.New(ctx, vault.Config{Address: v.Addr, Token: v.Token, KeyName: "temporal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	fd := &failDeletes{VaultCaller: kr}
+	s, err := subject.NewVault(ctx, subject.VaultConfig{Keyring: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := vaultHandle(t, s, "customer-half-shredded")
+	if _, err := s.NewDataKey(ctx, "default", h); err != nil {
+		t.Fatal(err)
+	}
+	fd.on.Store(true)
+	if _, err := s.Shred(ctx, "default", h); err == nil {
+		t.Fatal("shred with deletes failing: no error")
+	}
+	fd.on.Store(false)
+	if dk, err := s.NewDataKey(ctx, "default", h); !errors.Is(err, keyring.ErrErased) {
+		t.Fatalf("seal after the unfinished shred: key %q, err %v, want ErrErased", dk.KeyID, err)
+	}
+	if existed, err := s.Shred(ctx, "default", h); err != nil || !existed {
+		t.Fatalf("the shred run again: existed %v, err %v", existed, err)
+	}
+	if _, err := s.NewDataKey(ctx, "default", h); !errors.Is(err, keyring.ErrErased) {
+		t.Fatalf("seal after the finished shred: err %v, want ErrErased", err)
+	}
+}

@@ -42,16 +42,20 @@ type VaultConfig struct {
 	// a hung or restarted Vault is handled as for the namespace keys.
 	// Its token needs, on <mount>/keys/<prefix>*: create, update (and
 	// read, update, delete to shred or re-admit); on
-	// <mount>/datakey/plaintext/<prefix>*, <mount>/decrypt/<prefix>* and
-	// <mount>/hmac/<prefix>*: update.
+	// <mount>/datakey/plaintext/<prefix>*, <mount>/decrypt/<prefix>*,
+	// <mount>/hmac/<prefix>* and <mount>/hmac/tomb-<prefix>*: update; to
+	// shred or re-admit, also create, read, update, delete on
+	// <mount>/keys/tomb-<prefix>*.
 	Keyring VaultCaller
 	// Mount is the transit mount. Default: "transit".
 	Mount string
 	// KeyPrefix starts every transit key name of the store: the key of
 	// handle H is <KeyPrefix>H, the store's own key (its identity and
-	// handle HMAC key) <KeyPrefix>store, tombstones
-	// <KeyPrefix>H-blocked and <KeyPrefix>H-erased-<generation>.
-	// Default: "subject-".
+	// handle HMAC key) <KeyPrefix>store. Tombstones are named
+	// tomb-<KeyPrefix>H-blocked and tomb-<KeyPrefix>H-erased-<generation>
+	// ([VaultTombstonePrefix]): outside <KeyPrefix>*, so a token that may
+	// create subject keys (workers) is not thereby allowed to create a
+	// tombstone. Default: "subject-".
 	KeyPrefix string
 	// Parallel bounds the decrypt calls one UnwrapDataKeys makes at once
 	// (one per handle). Default: 8.
@@ -95,6 +99,9 @@ func newVault(cfg VaultConfig) (*Vault, error) {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = DefaultVaultParallel
+	}
+	if lit, _, _ := strings.Cut(cfg.KeyPrefix, vault.NamespacePlaceholder); lit != "" && strings.HasPrefix(VaultTombstonePrefix(lit), lit) {
+		return nil, fmt.Errorf("subject: vault key prefix %q also starts the tombstones' names (%q): a policy for the subject keys would let workers create tombstones", cfg.KeyPrefix, VaultTombstonePrefix(cfg.KeyPrefix))
 	}
 	return &Vault{c: cfg.Keyring, mount: strings.Trim(cfg.Mount, "/"), prefix: cfg.KeyPrefix, parallel: cfg.Parallel}, nil
 }
@@ -169,10 +176,20 @@ func (v *Vault) prefixFor(namespace string) (string, error) {
 	return strings.ReplaceAll(v.prefix, vault.NamespacePlaceholder, namespace), nil
 }
 
-func keyName(prefix, handle string) string     { return prefix + handle }
-func blockedName(prefix, handle string) string { return prefix + handle + "-blocked" }
+// VaultTombstonePrefix returns the name prefix of the [Vault] store's
+// tombstones for the subject key prefix keyPrefix: "tomb-" + keyPrefix.
+// It does not start with keyPrefix, so a Vault policy that lets workers
+// create keys <keyPrefix>* does not let them create tombstones (a
+// made-up erased tombstone would make a key ID that never existed show as
+// erased; a blocked one would block a subject).
+func VaultTombstonePrefix(keyPrefix string) string { return "tomb-" + keyPrefix }
+
+func keyName(prefix, handle string) string { return prefix + handle }
+func blockedName(prefix, handle string) string {
+	return VaultTombstonePrefix(prefix) + handle + "-blocked"
+}
 func erasedName(prefix, handle, gen string) string {
-	return prefix + handle + "-erased-" + gen
+	return VaultTombstonePrefix(prefix) + handle + "-erased-" + gen
 }
 
 // call makes one Vault request through the keyring's call path and maps
@@ -267,8 +284,10 @@ var generationInput = base64.StdEncoding.EncodeToString([]byte("envelope/subject
 var errNoKey = errors.New("no key")
 
 // NewDataKey implements Store: it creates the handle's transit key if
-// missing and no tombstone blocks it, then asks Vault for a data key
-// (datakey/plaintext).
+// missing and no tombstone blocks it, asks Vault for a data key
+// (datakey/plaintext), then checks the blocked tombstone: a handle a shred
+// has blocked never gets a data key, even while its transit key is still
+// there (a shred that did not get to delete it, or one running now).
 func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyring.DataKey, error) {
 	if err := keyring.ValidSubjectHandle(handle); err != nil {
 		return keyring.DataKey{}, fmt.Errorf("subject: %w", err)
@@ -278,26 +297,22 @@ func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyri
 		return keyring.DataKey{}, err
 	}
 	name := keyName(p, handle)
+	isBlocked := func() error {
+		b, err := v.exists(ctx, blockedName(p, handle))
+		if err == nil && b {
+			err = blocked(handle)
+		}
+		return err
+	}
 	birth, err := v.birth(ctx, name)
 	if err != nil {
 		return keyring.DataKey{}, err
 	}
 	if birth == "" {
-		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
-			if err == nil {
-				err = blocked(handle)
-			}
+		if err := isBlocked(); err != nil {
 			return keyring.DataKey{}, err
 		}
 		if err := v.createKey(ctx, name); err != nil {
-			return keyring.DataKey{}, err
-		}
-		// A shred may have blocked the handle between the check and the
-		// creation: then the new key must not be used.
-		if b, err := v.exists(ctx, blockedName(p, handle)); err != nil || b {
-			if err == nil {
-				err = blocked(handle)
-			}
 			return keyring.DataKey{}, err
 		}
 		if birth, err = v.birth(ctx, name); err != nil {
@@ -320,7 +335,16 @@ func (v *Vault) NewDataKey(ctx context.Context, namespace, handle string) (keyri
 	pt, ct := ans.Plaintext, ans.Ciphertext
 	dek, err := base64.StdEncoding.DecodeString(pt)
 	if err != nil || len(dek) != keyring.DataKeySize || !strings.HasPrefix(ct, "vault:v") {
+		clear(dek)
 		return keyring.DataKey{}, fmt.Errorf("subject: vault datakey %s: malformed answer: %w", name, keyring.ErrUnavailable)
+	}
+	// Checked after the data key, not before: a shred that blocked the
+	// handle at any time before this answer (between the creation and
+	// the data key, or one that created its tombstones and failed to
+	// delete the key) wins. One call per new data key, not per payload.
+	if err := isBlocked(); err != nil {
+		clear(dek)
+		return keyring.DataKey{}, err
 	}
 	return keyring.DataKey{KeyID: keyID(VaultStoreName, handle, birth), Wrapped: []byte(ct), Key: keyring.NewSecret(dek)}, nil
 }
@@ -442,8 +466,8 @@ func (v *Vault) explain(ctx context.Context, p, handle, birth, keyID string, err
 	return fmt.Errorf("subject: key %q is not in the vault store: %w", truncate(keyID), keyring.ErrUnknownKey)
 }
 
-// Shred implements Store: it creates the tombstones (<prefix>H-blocked
-// and <prefix>H-erased-<generation>), then allows deletion of the
+// Shred implements Store: it creates the tombstones (tomb-<prefix>H-blocked
+// and tomb-<prefix>H-erased-<generation>), then allows deletion of the
 // handle's transit key and deletes it. A shred interrupted after the
 // tombstones is finished by the next one.
 func (v *Vault) Shred(ctx context.Context, namespace, handle string) (bool, error) {

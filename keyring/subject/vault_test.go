@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,19 +119,9 @@ func TestVaultStore(t *testing.T) {
 	})
 	t.Run("the documented policies: users cannot shred, the shredder can", func(t *testing.T) {
 		// The policies of docs/ERASURE.md.
-		v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+`
-path "transit/keys/subject-*" {
-  capabilities       = ["create", "update"]
-  allowed_parameters = { "type" = ["aes256-gcm96"] }
-}
-path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
-path "transit/decrypt/subject-*"           { capabilities = ["update"] }
-path "transit/hmac/subject-*"              { capabilities = ["update"] }
-`)
+		v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+subjectUserPolicy)
 		v.WritePolicy(t, "subject-shredder", `path "transit/keys/temporal" { capabilities = ["read"] }
-path "transit/keys/subject-*"              { capabilities = ["create", "read", "update", "delete"] }
-path "transit/hmac/subject-*"              { capabilities = ["update"] }
-`)
+`+subjectShredderPolicy)
 		ctx := context.Background()
 		userToken := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}})
 		user := vaultStoreWithToken(t, v, nil, userToken)
@@ -206,6 +197,66 @@ path "transit/hmac/subject-*"              { capabilities = ["update"] }
 	})
 }
 
+// The Vault policies of docs/ERASURE.md: workers and codec servers
+// (subject-user), the operator who shreds and re-admits
+// (subject-shredder).
+const (
+	subjectUserPolicy = `
+path "transit/keys/subject-*" {
+  capabilities       = ["create", "update"]
+  allowed_parameters = { "type" = ["aes256-gcm96"] }
+}
+path "transit/datakey/plaintext/subject-*" { capabilities = ["update"] }
+path "transit/decrypt/subject-*"           { capabilities = ["update"] }
+path "transit/hmac/subject-*"              { capabilities = ["update"] }
+path "transit/hmac/tomb-subject-*"         { capabilities = ["update"] }
+`
+	subjectShredderPolicy = `
+path "transit/keys/subject-*"              { capabilities = ["create", "read", "update", "delete"] }
+path "transit/hmac/subject-*"              { capabilities = ["update"] }
+path "transit/keys/tomb-subject-*"         { capabilities = ["create", "read", "update", "delete"] }
+path "transit/hmac/tomb-subject-*"         { capabilities = ["update"] }
+`
+)
+
+// TestVaultWorkersCannotForgeErasures: a token with the documented
+// subject-user policy (every worker's) cannot create a tombstone, so it
+// cannot make a key ID that never existed show as erased (in place of
+// failing as unknown), nor block a subject.
+func TestVaultWorkersCannotForgeErasures(t *testing.T) {
+	v := testenv.StartVault(t)
+	v.CreateKey(t, "temporal")
+	initVaultStore(t, v)
+	v.WritePolicy(t, "subject-user", testenv.TransitPolicy("temporal")+subjectUserPolicy)
+	ctx := context.Background()
+	userToken := v.CreateToken(t, testenv.TokenOptions{Policies: []string{"subject-user"}})
+	user := vaultStoreWithToken(t, v, nil, userToken)
+	h := vaultHandle(t, user, "customer-never-sealed")
+	const gen = "0011223344556677"
+	// Every name a worker could give a made-up tombstone of h: the
+	// subject key prefix with the tombstones' suffixes (the names before
+	// tombstones got their own prefix), and the tombstones' own names.
+	for _, name := range []string{
+		"subject-" + h + "-erased-" + gen, "subject-" + h + "-blocked",
+		"tomb-subject-" + h + "-erased-" + gen, "tomb-subject-" + h + "-blocked",
+	} {
+		status, _, err := v.Request("POST", "transit/keys/"+name, userToken, map[string]any{"type": "aes256-gcm96"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(name, "tomb-") && status != http.StatusForbidden {
+			t.Errorf("a subject-user creates the tombstone %s: status %d, want 403", name, status)
+		}
+	}
+	forged := keyring.WrappedKey{KeyID: "subject/vault/" + h + "/" + gen, Wrapped: []byte("vault:v1:AAAA")}
+	if _, err := user.UnwrapDataKeys(ctx, "default", []keyring.WrappedKey{forged}); !errors.Is(err, keyring.ErrUnknownKey) {
+		t.Errorf("a key ID that never existed, after the worker's tombstones: err %v, want ErrUnknownKey", err)
+	}
+	if _, err := user.NewDataKey(ctx, "default", h); err != nil {
+		t.Errorf("a seal after the worker's tombstones: %v, want none (only the shredder blocks)", err)
+	}
+}
+
 // TestVaultCallsPer10000Payloads measures the Vault calls of sealing and
 // opening 10,000 payloads of 100 subjects (100 per subject): the numbers
 // docs/ERASURE.md quotes.
@@ -240,13 +291,26 @@ func TestVaultCallsPer10000Payloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	cachedCalls := rt.n.Load()
-	t.Logf("10,000 payloads over 100 new subjects: seal %d Vault calls (%v), open cold %d calls (%v), open cached %d calls",
-		sealCalls, sealTime, openCalls, openTime, cachedCalls)
+	// A new data key for each known subject (a codec with an empty seal
+	// cache, as after DataKeyMaxAge/SubjectKeyMaxAge or in another
+	// process; the handles are cached).
+	rt.n.Store(0)
+	again, _ := codec.New(kr, codec.Options{Subject: customerOf})
+	for s := range 100 {
+		encodeFor(t, again, fmt.Sprintf("onboard-customer-%d", s), plain("x"))
+	}
+	refreshCalls := rt.n.Load()
+	t.Logf("10,000 payloads over 100 new subjects: seal %d Vault calls (%v), open cold %d calls (%v), open cached %d calls; a new data key for each of the 100 known subjects: %d calls",
+		sealCalls, sealTime, openCalls, openTime, cachedCalls, refreshCalls)
 	// Per new subject: handle, fingerprint (missing), tombstone check,
-	// create, tombstone check again (a shred meanwhile), fingerprint,
-	// datakey.
+	// create, fingerprint, datakey, tombstone check again (a shred
+	// meanwhile, or one that did not get to delete the key).
 	if sealCalls != 700 {
 		t.Errorf("seal: %d Vault calls, want 700 (7 per new subject)", sealCalls)
+	}
+	// Per known subject: fingerprint, datakey, tombstone check.
+	if refreshCalls != 300 {
+		t.Errorf("new data keys of known subjects: %d Vault calls, want 300 (3 per subject)", refreshCalls)
 	}
 	if openCalls != 100 {
 		t.Errorf("open: %d Vault calls, want 100 (one batched decrypt per subject)", openCalls)
@@ -319,6 +383,7 @@ path "transit/keys/subject-orders-*" {
 path "transit/datakey/plaintext/subject-orders-*" { capabilities = ["update"] }
 path "transit/decrypt/subject-orders-*"           { capabilities = ["update"] }
 path "transit/hmac/subject-orders-*"              { capabilities = ["update"] }
+path "transit/hmac/tomb-subject-orders-*"         { capabilities = ["update"] }
 `)
 	root := open(v.Token)
 	orders := open(v.CreateToken(t, testenv.TokenOptions{Policies: []string{"orders-subjects"}}))
