@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/envelopecodec/envelope/codec/internal/envelope"
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -441,7 +442,7 @@ func (c *Codec) DecodeContext(ctx context.Context, payloads []*commonpb.Payload)
 		}
 		if envelope.IsLegacy(p) {
 			if c.core.opts.RefuseLegacy {
-				return nil, fmt.Errorf("codec: decode payload %d: %w: payload is in the static-key format of the Temporal samples (key %q) and legacy decoding is off", i, ErrUnsupported, truncateID(p.Metadata[envelope.MetadataKeyID]))
+				return nil, fmt.Errorf("codec: decode payload %d: %w: payload is in the static-key format of the Temporal samples (key %q) and legacy decoding is off", i, ErrUnsupported, truncate.To(p.Metadata[envelope.MetadataKeyID], idInError))
 			}
 			k, err := c.core.legacyKey(ctx, string(p.Metadata[envelope.MetadataKeyID]), now)
 			if err != nil {
@@ -588,7 +589,7 @@ func (c *core) legacyKey(ctx context.Context, keyID string, now time.Time) (*ope
 	}
 	lk, ok := c.kr.(keyring.LegacyKeys)
 	if !ok {
-		return nil, fmt.Errorf("%w: payload is in the static-key format of the Temporal samples (key %q) and the keyring holds no legacy keys", ErrUnsupported, truncateID(keyID))
+		return nil, fmt.Errorf("%w: payload is in the static-key format of the Temporal samples (key %q) and the keyring holds no legacy keys", ErrUnsupported, truncate.To(keyID, idInError))
 	}
 	secret, err := lk.LegacyKey(ctx, keyID)
 	if err != nil {
@@ -596,7 +597,7 @@ func (c *core) legacyKey(ctx context.Context, keyID string, now time.Time) (*ope
 	}
 	aead, err := newGCM(secret)
 	if err != nil {
-		return nil, fmt.Errorf("legacy key %q: %w", truncateID(keyID), err)
+		return nil, fmt.Errorf("legacy key %q: %w", truncate.To(keyID, idInError), err)
 	}
 	k := &openKey{aead: aead, keyID: keyID, expires: now.Add(c.opts.DecodeCacheMaxAge)}
 	c.legacy.Store(keyID, k)

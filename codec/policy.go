@@ -111,13 +111,8 @@ func (c *Codec) unwrapByNamespace(ctx context.Context, missing []*pendingKey, ke
 	return nil
 }
 
-// truncateID returns a payload's key ID for an error message, cut to 16
-// bytes: a static key pasted where the ID belongs (hex or base64 of 32
-// bytes) must never reach a log whole, and 16 bytes are enough to tell
-// the samples' IDs apart.
-func truncateID[T string | []byte](b T) string {
-	if len(b) > 16 {
-		return string(b[:16]) + "..."
-	}
-	return string(b)
-}
+// idInError is how many bytes of a payload's key ID an error message
+// shows: a static key pasted where the ID belongs (hex or base64 of 32
+// bytes) must never reach a log whole, and 16 bytes are enough to tell the
+// samples' IDs apart.
+const idInError = 16

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/envelopecodec/envelope/codec/internal/envelope"
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -64,7 +65,7 @@ func (c *core) newDataKey(ctx context.Context, namespace, subject string) (keyri
 		return dk, fmt.Errorf("new data key for namespace %q, data subject: %w", namespace, err)
 	}
 	if !keyring.IsSubjectKeyID(dk.KeyID) {
-		return keyring.DataKey{}, fmt.Errorf("data subject: keyring returned key ID %q, want one starting with %q", truncateID(dk.KeyID), keyring.SubjectKeyIDPrefix)
+		return keyring.DataKey{}, fmt.Errorf("data subject: keyring returned key ID %q, want one starting with %q", truncate.To(dk.KeyID, idInError), keyring.SubjectKeyIDPrefix)
 	}
 	return dk, nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/envelopecodec/envelope/internal/truncate"
 )
 
 // Identity is who made a request and what they may do.
@@ -32,7 +34,7 @@ func ParseClientCertPermissions(entries []string) (ClientCertPermissions, error)
 	for _, e := range entries {
 		i := strings.LastIndexByte(e, '=')
 		if i <= 0 || i == len(e)-1 {
-			return nil, fmt.Errorf("client permission %q: want <common name>=<namespace>:<role>", truncate(e, 64))
+			return nil, fmt.Errorf("client permission %q: want <common name>=<namespace>:<role>", truncate.To(e, 64))
 		}
 		raw[e[:i]] = append(raw[e[:i]], e[i+1:])
 	}

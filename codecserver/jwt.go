@@ -19,6 +19,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/envelopecodec/envelope/internal/truncate"
 )
 
 // Defaults for [JWTConfig].
@@ -461,13 +463,13 @@ func findKey(set jwk.Set, kid, alg string) (jwk.Key, error) {
 // keyFits says why key (named kid) cannot verify a signature of alg, or nil.
 func keyFits(key jwk.Key, kid, alg string) error {
 	if key.KeyType().String() != keyTypeFor(alg) {
-		return fmt.Errorf("key %q does not fit algorithm %s", truncate(kid, 64), alg)
+		return fmt.Errorf("key %q does not fit algorithm %s", truncate.To(kid, 64), alg)
 	}
 	if ka, ok := key.Algorithm(); ok && ka.String() != alg {
-		return fmt.Errorf("key %q is for algorithm %s, token says %s", truncate(kid, 64), ka, alg)
+		return fmt.Errorf("key %q is for algorithm %s, token says %s", truncate.To(kid, 64), ka, alg)
 	}
 	if use, ok := key.KeyUsage(); ok && use != "sig" {
-		return fmt.Errorf("key %q is not a signing key", truncate(kid, 64))
+		return fmt.Errorf("key %q is not a signing key", truncate.To(kid, 64))
 	}
 	return nil
 }
@@ -494,7 +496,7 @@ func (v *JWTVerifier) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.
 	}
 	allowed, ok := v.algs[alg.String()]
 	if !ok {
-		return fmt.Errorf("algorithm %q is not allowed", truncate(alg.String(), 16))
+		return fmt.Errorf("algorithm %q is not allowed", truncate.To(alg.String(), 16))
 	}
 	kid, _ := h.KeyID()
 	key, err := findKey(v.keys(ctx, false), kid, allowed.String())
@@ -605,7 +607,7 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (id *Identity, n
 	}
 	perms, ignored := claimPermissions(raw, v.perms)
 	if ignored > 0 {
-		v.cfg.Logger.Debug("JWT: ignored permission entries that are not <namespace>:<role>", "subject", truncate(subject, 64), "ignored", ignored)
+		v.cfg.Logger.Debug("JWT: ignored permission entries that are not <namespace>:<role>", "subject", truncate.To(subject, 64), "ignored", ignored)
 	}
 	// The bounds inside which the clock-dependent checks pass: the
 	// validator accepts iat and nbf up to Skew in the future, exp up to

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/envelopecodec/envelope/internal/truncate"
 )
 
 // Action is what a request does with a namespace's payloads.
@@ -154,7 +156,7 @@ func (p *Permissions) grant(e any, re *PermissionsRegex) error {
 	}
 	role, ok := roleNames[strings.ToLower(roleName)]
 	if !ok {
-		return fmt.Errorf("permission for namespace %q has an unknown role", truncate(ns, 64))
+		return fmt.Errorf("permission for namespace %q has an unknown role", truncate.To(ns, 64))
 	}
 	if ns == TemporalSystemNamespace {
 		p.system |= role
@@ -165,13 +167,6 @@ func (p *Permissions) grant(e any, re *PermissionsRegex) error {
 	}
 	p.byNS[ns] |= role
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // TemporalSystemNamespace is the pseudo-namespace whose roles apply to every

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/envelopecodec/envelope/codec"
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -248,7 +249,7 @@ func New(cfg Config) (*Server, error) {
 		s.fail(w, r, newError(http.StatusNotFound, "not_found", "not found: the codec server serves POST /encode, POST /decode, /{namespace}/encode|decode, GET /healthz, /readyz, /metrics", nil))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, newError(http.StatusMethodNotAllowed, "method_not_allowed", "method "+truncate(r.Method, 16)+" not allowed", nil))
+		s.fail(w, r, newError(http.StatusMethodNotAllowed, "method_not_allowed", "method "+truncate.To(r.Method, 16)+" not allowed", nil))
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/envelopecodec/envelope/internal/ownerfile"
 	"github.com/envelopecodec/envelope/internal/reload"
+	"github.com/envelopecodec/envelope/internal/truncate"
 )
 
 // DefaultReloadFailuresUnready is how many key file reloads in a row must
@@ -235,10 +236,7 @@ func (f *File) LegacyKey(ctx context.Context, keyID string) (Secret, error) {
 		}
 		// The ID comes from a payload: cut it short, it may be a key
 		// pasted in the wrong place.
-		if len(keyID) > 16 {
-			keyID = keyID[:16] + "..."
-		}
-		return Secret{}, fmt.Errorf("legacy key %q: %w", keyID, ErrUnknownKey)
+		return Secret{}, fmt.Errorf("legacy key %q: %w", truncate.To(keyID, 16), ErrUnknownKey)
 	}
 	return NewSecret(bytes.Clone(k)), nil
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/envelopecodec/envelope/internal/truncate"
 )
 
 // IndexKeys is implemented by keyrings that hold blind-index keys: keys
@@ -205,7 +207,7 @@ func (f *File) IndexMACs(ctx context.Context, namespace, field, version string, 
 		if version == "" {
 			return "", nil, fmt.Errorf("keyring: active key %q serves no blind index: %w", ks.active, ErrUnknownKey)
 		}
-		return "", nil, fmt.Errorf("keyring: index key version %q: %w", truncateID(version), ErrUnknownKey)
+		return "", nil, fmt.Errorf("keyring: index key version %q: %w", truncate.To(version, MaxIndexVersionLen), ErrUnknownKey)
 	}
 	key, err := ks.index.fieldKey(k, namespace, field)
 	if err != nil {
@@ -242,12 +244,4 @@ func (x *fileIndex) fieldKey(k *fileIndexKey, namespace, field string) ([]byte, 
 		}
 	}
 	return key, nil
-}
-
-// truncateID cuts a caller-supplied ID short for an error message.
-func truncateID(s string) string {
-	if len(s) > MaxIndexVersionLen {
-		return s[:MaxIndexVersionLen] + "..."
-	}
-	return s
 }

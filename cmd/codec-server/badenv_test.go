@@ -54,6 +54,42 @@ func TestBadEnvironmentValueIsOneLineEverywhere(t *testing.T) {
 	}
 }
 
+// TestBadFlagIsSaidOnceEverywhere: the server, decode and keys shred say
+// an unknown flag the same way: one line naming it, first, then the usage
+// (never the error again under it), with exit status 2.
+func TestBadFlagIsSaidOnceEverywhere(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const said = "flag provided but not defined: -no-such-flag"
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		usage string
+	}{
+		{"the server", []string{"--no-such-flag"}, "codec-server [flags]"},
+		{"decode", []string{"decode", "--no-such-flag"}, "codec-server decode [flags]"},
+		{"keys shred", []string{"keys", "shred", "--no-such-flag"}, "codec-server keys shred"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, stderr, code := runBinary(t, dir, nil, tt.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, stderr)
+			}
+			first, rest, _ := strings.Cut(stderr, "\n")
+			if first != said {
+				t.Errorf("first line %q, want %q", first, said)
+			}
+			if strings.Contains(rest, "no-such-flag") {
+				t.Errorf("the bad flag is said again after the first line:\n%s", stderr)
+			}
+			if !strings.Contains(rest, tt.usage) {
+				t.Errorf("no usage (%q) after the error:\n%s", tt.usage, stderr)
+			}
+		})
+	}
+}
+
 // TestShredAuditNamesWhoAsked: the audit line of keys shred records --by,
 // else $USER, else the uid; never an empty "by".
 func TestShredAuditNamesWhoAsked(t *testing.T) {

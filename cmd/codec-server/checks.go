@@ -41,12 +41,22 @@ func checkEmptyKeysFile(fset *flag.FlagSet, args []string, lookup func(string) (
 }
 
 // parseCommand parses a subcommand's args into fs, and with lookup the
-// environment twins of its flags too. It is the one way the subcommands
-// handle a bad flag or variable: the flag package prints a bad flag with
-// the usage, and a bad environment value is printed here in one line
-// naming the command; either exits 2. --help exits 0. ok is true when the
-// command should go on.
+// environment twins of its flags too, and reports a bad flag or variable
+// with [usageExit]. ok is true when the command should go on; else code
+// is its exit status.
 func parseCommand(fs *flag.FlagSet, args []string, lookup func(string) (string, bool), stderr io.Writer) (code int, ok bool) {
+	if err := parseFlags(fs, args, lookup); err != nil {
+		return usageExit(fs.Name(), err, stderr), false
+	}
+	return 0, true
+}
+
+// parseFlags parses args into fs, and with lookup the environment twins of
+// its flags too ([keyconfig.Parse]). It is the one way the server and its
+// subcommands parse their flags: an error the flag package has already
+// printed (the bad flag, then the usage) comes back marked so that
+// [usageExit] does not print it again.
+func parseFlags(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	var err error
 	if lookup != nil {
 		err = keyconfig.Parse(fs, args, lookup)
@@ -54,13 +64,26 @@ func parseCommand(fs *flag.FlagSet, args []string, lookup func(string) (string, 
 		err = fs.Parse(args)
 	}
 	var envErr *keyconfig.EnvError
-	switch {
-	case err == nil:
-		return 0, true
-	case errors.Is(err, flag.ErrHelp):
-		return 0, false
-	case errors.As(err, &envErr):
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &envErr) {
+		return err
 	}
-	return 2, false
+	return printedError{err}
+}
+
+// printedError is a flag-parse error the flag package has printed already.
+type printedError struct{ error }
+
+func (e printedError) Unwrap() error { return e.error }
+
+// usageExit says a usage error of the command name in one line on stderr
+// ("codec-server decode: ..."), unless the flag package has printed it,
+// and returns the exit status: 0 after --help, else 2.
+func usageExit(name string, err error, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if !errors.As(err, new(printedError)) {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	}
+	return 2
 }

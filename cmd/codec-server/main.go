@@ -15,8 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,11 +53,7 @@ func run(args []string, stdout, stderr io.Writer, lookup func(string) (string, b
 	m := NewMain()
 	m.Stdout, m.Stderr, m.LookupEnv = stdout, stderr, lookup
 	if err := m.ParseFlags(ctx, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "codec-server:", err)
-		return 2
+		return usageExit("codec-server", err, stderr)
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "codec-server:", err)

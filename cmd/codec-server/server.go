@@ -214,7 +214,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
 	}
-	if err := keyconfig.Parse(fs, args, m.LookupEnv); err != nil {
+	if err := parseFlags(fs, args, m.LookupEnv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

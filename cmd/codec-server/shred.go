@@ -40,33 +40,13 @@ that is not an initialised store. See docs/ERASURE.md.
 
 // runInitSubjectStore implements `codec-server keys init-subject-store`.
 func runInitSubjectStore(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	const name = "codec-server keys init-subject-store"
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, initStoreUsage); fs.PrintDefaults() }
-	keys := keyconfig.Default()
-	keys.Register(fs)
-	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+	c := newStoreCommand("init-subject-store", initStoreUsage, stderr)
+	if code, ok := c.parse(args, lookup); !ok {
 		return code
 	}
-	switch {
-	case keys.Subjects.Store == "":
-		fmt.Fprintf(stderr, "%s: --subject-store is required: dir or vault (see %s --help)\n", name, name)
-		return 2
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", name, fs.Arg(0), name)
-		return 2
-	}
-	if err := keys.ValidateSubjects(); err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 2
-	}
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, closer, err := keys.InitSubjectStore(ctx, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 1
+	st, closer, code := c.open(context.Background(), true, nil)
+	if code != 0 {
+		return code
 	}
 	defer closer.Close()
 	fmt.Fprintf(stdout, "created the %s data subject key store %s\n", st.Name(), st.ID())
@@ -75,57 +55,34 @@ func runInitSubjectStore(args []string, stdout, stderr io.Writer, lookup func(st
 
 // runShred implements `codec-server keys shred` and `keys readmit`.
 func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	name := "codec-server keys " + cmd
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, shredUsage); fs.PrintDefaults() }
+	c := newStoreCommand(cmd, shredUsage, stderr)
+	fs := c.fs
 	ns := fs.String("namespace", "", "the namespace whose key of the data subject to "+cmd+" (required)")
 	id := fs.String("subject", "", "the data subject ID (case-insensitive)")
 	ref := fs.String("reference", "", "your reference for the request (e.g. TICKET-123), written to the audit line")
 	record := fs.Bool("record-subject", false, "also write the subject ID into the audit line (off: only its handle)")
 	auditPath := fs.String("audit-log", "", "append the audit line to this file instead of stderr")
 	by := fs.String("by", "", "who asks, for the audit line (default: $USER, else the uid)")
-	keys := keyconfig.Default()
-	keys.Register(fs)
-	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
+	if code, ok := c.parse(args, lookup); !ok {
 		return code
 	}
 	switch {
 	case *ns == "":
-		fmt.Fprintf(stderr, "%s: --namespace is required: a data subject's keys belong to a namespace (see %s --help)\n", name, name)
-		return 2
+		return c.usageError("--namespace is required: a data subject's keys belong to a namespace")
 	case *id == "":
-		fmt.Fprintf(stderr, "%s: --subject is required (see %s --help)\n", name, name)
-		return 2
-	case keys.Subjects.Store == "":
-		fmt.Fprintf(stderr, "%s: --subject-store is required: dir or vault (see %s --help)\n", name, name)
-		return 2
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", name, fs.Arg(0), name)
-		return 2
-	}
-	if err := keys.ValidateSubjects(); err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 2
-	}
-	if err := keyring.ValidSubject(*id); err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 2
+		return c.usageError("--subject is required")
 	}
 	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, closer, err := keys.OpenSubjectStore(ctx, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 1
+	store, closer, code := c.open(ctx, false, func() error { return keyring.ValidSubject(*id) })
+	if code != 0 {
+		return code
 	}
 	defer closer.Close()
 	var w io.Writer = stderr
 	if *auditPath != "" {
 		f, err := os.OpenFile(*auditPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
-			fmt.Fprintln(stderr, name+":", err)
-			return 1
+			return c.fail(1, err)
 		}
 		defer f.Close()
 		w = f
@@ -140,8 +97,7 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 		h, was, err := subject.Readmit(ctx, store, req, audit)
 		switch {
 		case err != nil:
-			fmt.Fprintln(stderr, name+":", err)
-			return 1
+			return c.fail(1, err)
 		case !was:
 			fmt.Fprintf(stdout, "data subject handle %s in namespace %s was not shredded; nothing to re-admit\n", h, *ns)
 		default:
@@ -151,8 +107,7 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 	}
 	h, existed, err := subject.Shred(ctx, store, req, audit)
 	if err != nil {
-		fmt.Fprintln(stderr, name+":", err)
-		return 1
+		return c.fail(1, err)
 	}
 	if !existed {
 		fmt.Fprintf(stdout, "data subject handle %s had no key in namespace %s of the %s store; nothing to shred (sealing for it stays blocked until readmit)\n", h, *ns, store.Name())
@@ -160,6 +115,77 @@ func runShred(cmd string, args []string, stdout, stderr io.Writer, lookup func(s
 	}
 	fmt.Fprintf(stdout, "shredded the key of data subject handle %s in namespace %s of the %s store; its payloads are erased\n", h, *ns, store.Name())
 	return 0
+}
+
+// storeCommand is a keys subcommand that works on the data subject key
+// store (init-subject-store, shred, readmit): its flag set, the keyring's
+// and the store's settings, and how it says a problem.
+type storeCommand struct {
+	name   string // "codec-server keys shred"
+	fs     *flag.FlagSet
+	keys   keyconfig.Config
+	stderr io.Writer
+}
+
+func newStoreCommand(cmd, usage string, stderr io.Writer) *storeCommand {
+	name := "codec-server keys " + cmd
+	c := &storeCommand{name: name, fs: flag.NewFlagSet(name, flag.ContinueOnError), keys: keyconfig.Default(), stderr: stderr}
+	c.fs.SetOutput(stderr)
+	c.fs.Usage = func() { fmt.Fprint(stderr, usage); c.fs.PrintDefaults() }
+	return c
+}
+
+// parse registers the keyring's and the store's flags after the command's
+// own (so that --help names the environment twins of all of them) and
+// parses args with [parseCommand].
+func (c *storeCommand) parse(args []string, lookup func(string) (string, bool)) (code int, ok bool) {
+	c.keys.Register(c.fs)
+	return parseCommand(c.fs, args, lookup, c.stderr)
+}
+
+// usageError says what is wrong with the command line in one line that
+// points at --help, and returns exit status 2.
+func (c *storeCommand) usageError(format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "%s: %s (see %s --help)\n", c.name, fmt.Sprintf(format, a...), c.name)
+	return 2
+}
+
+// fail says err in one line naming the command and returns code.
+func (c *storeCommand) fail(code int, err error) int {
+	fmt.Fprintln(c.stderr, c.name+":", err)
+	return code
+}
+
+// open checks the store settings (--subject-store given, no argument left
+// over, keyconfig's ValidateSubjects, then check unless nil) and opens the
+// store, or with create creates it. When it cannot, it says why in one
+// line and returns the exit status: 2 for usage, 1 for a store that does
+// not open. Else code is 0 and the caller closes closer.
+func (c *storeCommand) open(ctx context.Context, create bool, check func() error) (st subject.Store, closer io.Closer, code int) {
+	switch {
+	case c.keys.Subjects.Store == "":
+		return nil, nil, c.usageError("--subject-store is required: dir or vault")
+	case c.fs.NArg() > 0:
+		return nil, nil, c.usageError("unexpected argument %q", c.fs.Arg(0))
+	}
+	if err := c.keys.ValidateSubjects(); err != nil {
+		return nil, nil, c.fail(2, err)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, nil, c.fail(2, err)
+		}
+	}
+	open := c.keys.OpenSubjectStore
+	if create {
+		open = c.keys.InitSubjectStore
+	}
+	logger := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, closer, err := open(ctx, logger)
+	if err != nil {
+		return nil, nil, c.fail(1, err)
+	}
+	return st, closer, 0
 }
 
 // whoAmI names the user running the command for an audit line: $USER, or

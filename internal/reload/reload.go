@@ -1,5 +1,12 @@
 // Package reload runs the "check the file again every interval" loops of
 // the key file, the TLS certificate and the TLS client CA the same way.
+//
+// The codec server's JWKS (file or URL) is not reloaded here: it has no
+// background loop. codecserver.JWTVerifier refreshes its keys on demand,
+// inside the request that finds them older than RefreshInterval or that
+// names an unknown kid (at most once per MinRefreshInterval), timed by
+// JWTConfig.Now. A ticker would add a goroutine the verifier has no Close
+// to stop, and it would still need the on-demand path for unknown kids.
 package reload
 
 import (

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -227,11 +228,11 @@ func fill(key, namespace string) (string, error) {
 	}
 	ns := namespaceOrDefault(namespace)
 	if !isName(ns, "_-") {
-		return "", fmt.Errorf("awskms: namespace %q cannot name a KMS alias (letters, digits, '_' and '-' only): %w", truncate(ns), keyring.ErrPermission)
+		return "", fmt.Errorf("awskms: namespace %q cannot name a KMS alias (letters, digits, '_' and '-' only): %w", truncate.To(ns, maxReasonLen), keyring.ErrPermission)
 	}
 	name := strings.ReplaceAll(key, NamespacePlaceholder, ns)
 	if err := validKey(name); err != nil {
-		return "", fmt.Errorf("awskms: namespace %q gives no valid KMS key: %v: %w", truncate(ns), err, keyring.ErrPermission)
+		return "", fmt.Errorf("awskms: namespace %q gives no valid KMS key: %v: %w", truncate.To(ns, maxReasonLen), err, keyring.ErrPermission)
 	}
 	return name, nil
 }
@@ -292,7 +293,7 @@ func (k *Keyring) NewDataKey(ctx context.Context, namespace string) (keyring.Dat
 	id := KeyID{ARN: arn}
 	if _, err := ParseKeyID(id.String()); err != nil || len(out.CiphertextBlob) == 0 || len(out.CiphertextBlob) > maxWrapped {
 		clear(out.Plaintext)
-		return keyring.DataKey{}, fmt.Errorf("awskms: GenerateDataKey with key %q: KMS answered key %q and a %d-byte wrapped key, which payloads cannot carry", name, truncate(arn), len(out.CiphertextBlob))
+		return keyring.DataKey{}, fmt.Errorf("awskms: GenerateDataKey with key %q: KMS answered key %q and a %d-byte wrapped key, which payloads cannot carry", name, truncate.To(arn, maxReasonLen), len(out.CiphertextBlob))
 	}
 	k.remember(name, arn, false)
 	return keyring.DataKey{KeyID: id.String(), Wrapped: out.CiphertextBlob, Key: keyring.NewSecret(out.Plaintext)}, nil
@@ -323,7 +324,7 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 	for i, w := range keys {
 		id, err := ParseKeyID(w.KeyID)
 		if err != nil {
-			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("awskms: key %q: %v: %w", truncate(w.KeyID), err, keyring.ErrUnknownKey)}
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("awskms: key %q: %v: %w", truncate.To(w.KeyID, maxReasonLen), err, keyring.ErrUnknownKey)}
 		}
 		if len(w.Wrapped) == 0 || len(w.Wrapped) > maxWrapped {
 			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("awskms: key %q: wrapped data key is %d bytes, want 1 to %d: %w", w.KeyID, len(w.Wrapped), maxWrapped, keyring.ErrUnwrap)}
@@ -372,7 +373,7 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 				errs[n], cause[n] = k.explain(ctx, "Decrypt", w.KeyID, err), !errors.Is(err, context.Canceled)
 			case aws.ToString(res.KeyId) != j.arn:
 				clear(res.Plaintext)
-				errs[n], cause[n] = fmt.Errorf("awskms: Decrypt with key %q: KMS unwrapped it with key %q: %w", w.KeyID, truncate(aws.ToString(res.KeyId)), keyring.ErrUnwrap), true
+				errs[n], cause[n] = fmt.Errorf("awskms: Decrypt with key %q: KMS unwrapped it with key %q: %w", w.KeyID, truncate.To(aws.ToString(res.KeyId), maxReasonLen), keyring.ErrUnwrap), true
 			case len(res.Plaintext) != keyring.DataKeySize:
 				clear(res.Plaintext)
 				errs[n], cause[n] = fmt.Errorf("awskms: Decrypt with key %q: data key is %d bytes, want %d: %w", w.KeyID, len(res.Plaintext), keyring.DataKeySize, keyring.ErrUnwrap), true

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -23,7 +24,7 @@ func classify(err error) (reason string, sentinel error) {
 		code := ae.ErrorCode()
 		reason = code
 		if msg := ae.ErrorMessage(); msg != "" {
-			reason += ": " + truncate(msg)
+			reason += ": " + truncate.To(msg, maxReasonLen)
 		}
 		switch code {
 		case "NotFoundException", "DisabledException", "KMSInvalidStateException", "InvalidKeyUsageException":
@@ -63,14 +64,7 @@ func transportReason(err error) string {
 			s = r
 		}
 	}
-	return truncate(s)
-}
-
-func truncate(s string) string {
-	if len(s) > maxReasonLen {
-		return s[:maxReasonLen] + "..."
-	}
-	return s
+	return truncate.To(s, maxReasonLen)
 }
 
 // failure builds the error of an unsuccessful KMS call: the operation, the

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/envelopecodec/envelope/internal/ownerfile"
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -435,20 +436,20 @@ func (d *Dir) UnwrapDataKeys(ctx context.Context, _ string, keys []keyring.Wrapp
 				}
 			}
 			if st.t != nil && slices.Contains(st.t.Erased, gen) {
-				return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: %w", truncate(w.KeyID), keyring.ErrErased)}
+				return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: %w", truncate.To(w.KeyID, maxKeyIDInError), keyring.ErrErased)}
 			}
-			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q is not in the dir store: %w", truncate(w.KeyID), keyring.ErrUnknownKey)}
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q is not in the dir store: %w", truncate.To(w.KeyID, maxKeyIDInError), keyring.ErrUnknownKey)}
 		}
 		aead, err := subjectAEAD(st.f.Key)
 		if err != nil {
 			return nil, err
 		}
 		if len(w.Wrapped) != aead.NonceSize()+keyring.DataKeySize+aead.Overhead() {
-			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: wrapped data key is %d bytes, want %d: %w", truncate(w.KeyID), len(w.Wrapped), aead.NonceSize()+keyring.DataKeySize+aead.Overhead(), keyring.ErrUnwrap)}
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: wrapped data key is %d bytes, want %d: %w", truncate.To(w.KeyID, maxKeyIDInError), len(w.Wrapped), aead.NonceSize()+keyring.DataKeySize+aead.Overhead(), keyring.ErrUnwrap)}
 		}
 		dek, err := aead.Open(nil, w.Wrapped[:aead.NonceSize()], w.Wrapped[aead.NonceSize():], []byte(dirWrapAAD+w.KeyID))
 		if err != nil {
-			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: %w", truncate(w.KeyID), keyring.ErrUnwrap)}
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q: %w", truncate.To(w.KeyID, maxKeyIDInError), keyring.ErrUnwrap)}
 		}
 		out[i] = keyring.NewSecret(dek)
 	}

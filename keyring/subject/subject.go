@@ -42,6 +42,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -277,7 +278,7 @@ func (k *Keyring) storeUnwrap(ctx context.Context, namespace string, keys []keyr
 	prefix := keyring.SubjectKeyIDPrefix + k.store.Name() + "/"
 	for i, w := range keys {
 		if !strings.HasPrefix(w.KeyID, prefix) {
-			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q is not in the %s store: %w", truncate(w.KeyID), k.store.Name(), keyring.ErrUnknownKey)}
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("subject: key %q is not in the %s store: %w", truncate.To(w.KeyID, maxKeyIDInError), k.store.Name(), keyring.ErrUnknownKey)}
 		}
 	}
 	return k.store.UnwrapDataKeys(ctx, namespace, keys)
@@ -408,7 +409,7 @@ func (k *Keyring) LegacyKey(ctx context.Context, keyID string) (keyring.Secret, 
 	if l, ok := k.base.(keyring.LegacyKeys); ok {
 		return l.LegacyKey(ctx, keyID)
 	}
-	return keyring.Secret{}, fmt.Errorf("subject: legacy key %q: %w", truncate(keyID), keyring.ErrUnknownKey)
+	return keyring.Secret{}, fmt.Errorf("subject: legacy key %q: %w", truncate.To(keyID, maxKeyIDInError), keyring.ErrUnknownKey)
 }
 
 // parseKeyID splits "subject/<store>/<handle>/<generation>".
@@ -418,7 +419,7 @@ func parseKeyID(store, keyID string) (handle, gen string, err error) {
 		handle, gen, ok = strings.Cut(rest, "/")
 	}
 	if !ok || !validGeneration(gen) || keyring.ValidSubjectHandle(handle) != nil {
-		return "", "", fmt.Errorf("subject: malformed %s key ID %q: %w", store, truncate(keyID), keyring.ErrUnknownKey)
+		return "", "", fmt.Errorf("subject: malformed %s key ID %q: %w", store, truncate.To(keyID, maxKeyIDInError), keyring.ErrUnknownKey)
 	}
 	return handle, gen, nil
 }
@@ -436,9 +437,6 @@ func keyID(store, handle, gen string) string {
 	return keyring.SubjectKeyIDPrefix + store + "/" + handle + "/" + gen
 }
 
-func truncate(s string) string {
-	if len(s) > 160 {
-		return s[:160] + "..."
-	}
-	return s
-}
+// maxKeyIDInError is how many bytes of a caller-supplied key ID an error
+// message shows.
+const maxKeyIDInError = 160

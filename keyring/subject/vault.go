@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 	"github.com/envelopecodec/envelope/keyring/vault"
 )
@@ -461,9 +462,9 @@ func (v *Vault) explain(ctx context.Context, p, handle, birth, keyID string, err
 	case terr != nil:
 		return terr
 	case gone:
-		return fmt.Errorf("subject: key %q: %w", truncate(keyID), keyring.ErrErased)
+		return fmt.Errorf("subject: key %q: %w", truncate.To(keyID, maxKeyIDInError), keyring.ErrErased)
 	}
-	return fmt.Errorf("subject: key %q is not in the vault store: %w", truncate(keyID), keyring.ErrUnknownKey)
+	return fmt.Errorf("subject: key %q is not in the vault store: %w", truncate.To(keyID, maxKeyIDInError), keyring.ErrUnknownKey)
 }
 
 // Shred implements Store: it creates the tombstones (tomb-<prefix>H-blocked

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/hashicorp/vault/api/auth/kubernetes"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -133,7 +134,7 @@ func (k *Keyring) login(ctx context.Context) (*api.Secret, error) {
 		if !errors.As(err, &re) && f.sentinel == keyring.ErrUnavailable && ctx.Err() == nil && !isNetError(err) {
 			// Not an answer from Vault nor a network failure, e.g. the
 			// service account token file is missing.
-			return nil, fmt.Errorf("vault: %s: %s: %w", o, truncate(err.Error()), keyring.ErrPermission)
+			return nil, fmt.Errorf("vault: %s: %s: %w", o, truncate.To(err.Error(), maxReasonLen), keyring.ErrPermission)
 		}
 		if ctx.Err() != nil {
 			return nil, k.failure(o, f, ctx.Err())

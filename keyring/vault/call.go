@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -230,7 +231,7 @@ func transportReason(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
-	return truncate(err.Error())
+	return truncate.To(err.Error(), maxReasonLen)
 }
 
 func reasonText(reasons []string) string {
@@ -245,14 +246,7 @@ func reasonText(reasons []string) string {
 			parts = append(parts, line)
 		}
 	}
-	return truncate(strings.Join(parts, "; "))
-}
-
-func truncate(s string) string {
-	if len(s) > maxReasonLen {
-		return s[:maxReasonLen] + "..."
-	}
-	return s
+	return truncate.To(strings.Join(parts, "; "), maxReasonLen)
 }
 
 // failure builds the error for an unsuccessful call. It names the operation,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -70,7 +71,7 @@ func (k *Keyring) IndexMACs(ctx context.Context, namespace, field, version strin
 	if version != "" {
 		v, ok := parseVersion(strings.TrimPrefix(version, "v"))
 		if !ok || !strings.HasPrefix(version, "v") {
-			return "", nil, fmt.Errorf("vault: index key version %q is not v<N>: %w", truncate(version), keyring.ErrUnknownKey)
+			return "", nil, fmt.Errorf("vault: index key version %q is not v<N>: %w", truncate.To(version, maxReasonLen), keyring.ErrUnknownKey)
 		}
 		want = v
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/envelopecodec/envelope/internal/truncate"
 	"github.com/envelopecodec/envelope/keyring"
 )
 
@@ -404,7 +405,7 @@ func (k *Keyring) UnwrapDataKeys(ctx context.Context, namespace string, keys []k
 	for i, w := range keys {
 		id, err := ParseKeyID(w.KeyID)
 		if err != nil {
-			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: %v: %w", truncate(w.KeyID), err, keyring.ErrUnknownKey)}
+			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: %v: %w", truncate.To(w.KeyID, maxReasonLen), err, keyring.ErrUnknownKey)}
 		}
 		if id.Mount != k.mount {
 			return nil, &keyring.KeyError{Index: i, Err: fmt.Errorf("vault: key %q: names transit mount %q, this keyring uses %q: %w", w.KeyID, id.Mount, k.mount, keyring.ErrUnknownKey)}

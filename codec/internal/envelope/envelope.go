@@ -16,6 +16,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/envelopecodec/envelope/internal/truncate"
 )
 
 // Metadata keys and values of a sealed payload.
@@ -130,7 +132,7 @@ func ParseHeader(p *commonpb.Payload) (Header, error) {
 		}
 		h.Namespace = ns
 	default:
-		return Header{}, fmt.Errorf("%w: %s is %q, want %q or %q", ErrUnsupported, MetadataFormat, truncate(format), FormatV2, FormatV1)
+		return Header{}, fmt.Errorf("%w: %s is %q, want %q or %q", ErrUnsupported, MetadataFormat, truncate.To(format, 32), FormatV2, FormatV1)
 	}
 	keyID, ok := md[MetadataKeyID]
 	switch {
@@ -151,13 +153,6 @@ func ParseHeader(p *commonpb.Payload) (Header, error) {
 	}
 	h.KeyID, h.Wrapped = keyID, wrapped
 	return h, nil
-}
-
-func truncate(b []byte) string {
-	if len(b) > 32 {
-		return string(b[:32]) + "..."
-	}
-	return string(b)
 }
 
 // AAD returns the additional data that binds a payload to its format
