@@ -53,7 +53,6 @@ type Node =
   | { t: 'bool'; value: boolean }
   | { t: 'null' };
 
-const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const STRING = /"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4}))*"/y;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
@@ -146,21 +145,34 @@ function parseJSON(text: string): Node {
       }
     }
     if (c === '"') return { t: 'string', ...str() };
-    for (const [lit, node] of [
-      ['true', { t: 'bool', value: true }],
-      ['false', { t: 'bool', value: false }],
-      ['null', { t: 'null' }],
-    ] as const) {
-      if (text.startsWith(lit, i)) {
-        i += lit.length;
-        return node;
+    const lit = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : '';
+    if (lit !== '') {
+      // As Go's scanner: a literal cut short by the end of the text is the end of input.
+      for (const ch of lit) {
+        if (i >= text.length || text[i] !== ch) throw syntax();
+        i++;
       }
+      return lit === 'null' ? { t: 'null' } : { t: 'bool', value: lit === 'true' };
     }
-    NUMBER.lastIndex = i;
-    const m = NUMBER.exec(text);
-    if (!m) throw syntax();
-    i += m[0].length;
-    return { t: 'number', raw: m[0] };
+    // A number, scanned as Go's scanner does: it ends at the first byte that cannot continue it.
+    const start = i;
+    const digits = () => {
+      if (i >= text.length || text[i] < '0' || text[i] > '9') throw syntax();
+      while (i < text.length && text[i] >= '0' && text[i] <= '9') i++;
+    };
+    if (text[i] === '-') i++;
+    if (text[i] === '0') i++;
+    else digits();
+    if (text[i] === '.') {
+      i++;
+      digits();
+    }
+    if (text[i] === 'e' || text[i] === 'E') {
+      i++;
+      if (text[i] === '+' || text[i] === '-') i++;
+      digits();
+    }
+    return { t: 'number', raw: text.slice(start, i) };
   };
   const doc = value(0);
   ws();
