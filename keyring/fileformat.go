@@ -169,8 +169,11 @@ func parseKeyFile(data []byte) (*keySet, error) {
 
 // decodeKeyFile decodes a key file strictly: bounded size, no unknown,
 // duplicate or case-variant field names at any level (Go's decoder would
-// take the last of two and ignore case; other readers take the first), a
-// known version and at least one key.
+// take the last of two and ignore case; other readers take the first),
+// strict RFC 3339 times, nothing but white space after the object, a known
+// version and at least one key. The TypeScript parser (typescript/src/keyfile.ts)
+// follows the same rules in the same order; keyring/testdata/keyfile-cases.json
+// holds the cases both check.
 func decodeKeyFile(data []byte) (*fileJSON, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, more than the %d allowed", len(data), maxFileSize)
@@ -178,14 +181,14 @@ func decodeKeyFile(data []byte) (*fileJSON, error) {
 	if err := checkFieldNames(data); err != nil {
 		return nil, err
 	}
+	if err := checkTimes(data); err != nil {
+		return nil, err
+	}
 	var f fileJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("malformed JSON: %s", jsonErrorReason(err))
-	}
-	if dec.More() {
-		return nil, errors.New("malformed JSON: data after the top-level object")
 	}
 	if f.Version != 1 && f.Version != fileFormatVersion {
 		return nil, fmt.Errorf("unsupported version %d, want 1 or %d", f.Version, fileFormatVersion)
@@ -197,10 +200,11 @@ func decodeKeyFile(data []byte) (*fileJSON, error) {
 }
 
 // checkFieldNames walks the JSON document and refuses an object with two
-// fields whose names are equal ignoring case, and a field name that differs
-// only in case from a key file field ("KEY" for "key"). Names that are not
-// a key file's are not quoted: they could be key material in the wrong
-// place.
+// fields whose names are equal ignoring case, a field name that differs
+// only in case from a key file field ("KEY" for "key"), and anything but
+// white space after the document (Decoder.More would let a stray ']' or
+// '}' through). Names that are not a key file's are not quoted: they could
+// be key material in the wrong place.
 func checkFieldNames(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -259,7 +263,100 @@ func checkFieldNames(data []byte) error {
 		}
 		return nil
 	}
-	return walk(0)
+	if err := walk(0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("malformed JSON: data after the top-level object")
+	}
+	return nil
+}
+
+// timeFieldNames are a key's fields that hold a time.
+var timeFieldNames = []string{"created", "promoted", "retired"}
+
+// checkTimes refuses a key's time that is not a strict RFC 3339 time, as
+// JSON text: time.Time's own parser takes "T1:00:00Z" and "00:00:00,5Z" and
+// no escapes, other readers differ. A null is an absent time. The shapes
+// around the times are left to the strict decoder.
+func checkTimes(data []byte) error {
+	var loose struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	_ = json.Unmarshal(data, &loose)
+	for i, k := range loose.Keys {
+		for _, name := range timeFieldNames {
+			raw, ok := k[name]
+			if !ok || string(raw) == "null" || validRFC3339(raw) {
+				continue
+			}
+			// Do not quote the value: it may be key material in the wrong field.
+			return fmt.Errorf("key %d: %q is not an RFC 3339 time such as \"2026-11-23T10:00:00Z\"", i, name)
+		}
+	}
+	return nil
+}
+
+// validRFC3339 reports whether raw is a JSON string, without escapes, of an
+// RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS, at most 9 fraction digits, then Z
+// or ±HH:MM; an existing day, hours below 24, no leap second.
+func validRFC3339(raw []byte) bool {
+	s := string(raw)
+	if len(s) < len(`"2006-01-02T15:04:05Z"`) || s[0] != '"' || s[len(s)-1] != '"' {
+		return false
+	}
+	s = s[1 : len(s)-1]
+	num := func(at, n int) (int, bool) {
+		if at+n > len(s) {
+			return 0, false
+		}
+		v := 0
+		for _, c := range []byte(s[at : at+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return false
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return false
+	}
+	rest := s[19:]
+	if len(rest) > 0 && rest[0] == '.' {
+		n := 1
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 || n > 10 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	if rest == "Z" {
+		return true
+	}
+	if len(rest) != 6 || rest[0] != '+' && rest[0] != '-' || rest[3] != ':' {
+		return false
+	}
+	s = rest
+	oh, ok1 := num(1, 2)
+	om, ok2 := num(4, 2)
+	return ok1 && ok2 && oh <= 23 && om <= 59
+}
+
+// daysIn is the number of days of a month (1-12) in the proleptic Gregorian calendar.
+func daysIn(month, year int) int {
+	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // jsonErrorReason describes a JSON error without quoting input, which could

@@ -17,6 +17,8 @@ func FuzzParseKeyFile(f *testing.F) {
 	f.Add([]byte(`{"version":2,"active":"a","keys":[{"id":"a","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","promoted":"2026-11-01T00:00:00Z"},{"id":"b","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","retired":"2026-11-02T00:00:00Z"},{"id":"","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","legacy":true}]}`))
 	f.Add([]byte(`{"version":1,"active":"a","active":"b","keys":[{"id":"a","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}]}`))
 	f.Add([]byte(`{"version":1,"active":"a","keys":[{"id":"a","created":"2026-11-01T00:00:00Z","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","KEY":"AAAA"}]}`))
+	f.Add([]byte(`{"version":2,"active":"a","keys":[{"id":"a","created":"2026-11-01T0:00:00,5Z","key":"AAECAwQFBgcICQoLDA0O\r\nDxAREhMUFRYXGBkaGxwdHh8="}]}]`))
+	f.Add([]byte(`{"version":2.0,"active":"a","keys":[{"id":"a","created":"2024-02-29T23:59:59.123456789+05:30","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","ver\u017fion":nu`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ks, err := parseKeyFile(data)
 		if err != nil {

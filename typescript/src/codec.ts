@@ -9,6 +9,7 @@ import {
   MalformedError,
   NamespaceError,
   NotEncryptedError,
+  SubjectKeyNotSupportedError,
   UnsupportedError,
   wrapError,
 } from './errors';
@@ -32,7 +33,7 @@ import {
   unmarshalPayload,
   type Header,
 } from './format';
-import type { Keyring, WrappedKey } from './keyring';
+import { SUBJECT_KEY_ID_PREFIX, type Keyring, type WrappedKey } from './keyring';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_DATA_KEY_MAX_USES = 2 ** 20;
@@ -342,6 +343,14 @@ export class EnvelopeCodec implements PayloadCodec {
     }
     for (const [ns, group] of groups) {
       const req: WrappedKey[] = group.map((m) => ({ keyId: m.h.keyId.toString('utf8'), wrapped: m.h.wrapped }));
+      const subject = req.findIndex((r) => r.keyId.startsWith(SUBJECT_KEY_ID_PREFIX));
+      if (subject >= 0) {
+        const id = req[subject].keyId;
+        throw new SubjectKeyNotSupportedError(
+          `codec: decode payload ${group[subject].at[0]}: key ${JSON.stringify(SUBJECT_KEY_ID.test(id) ? id : truncateId(id))} is a data subject's key ` +
+            '(docs/ERASURE.md), which TypeScript workers do not support yet: open it with the Go codec or the codec server: unknown key id',
+        );
+      }
       let secrets: KeyObject[];
       try {
         secrets = await this.keyring.unwrapDataKeys(ns, req);
@@ -399,6 +408,9 @@ function inflate(p: Payload, budget: number): [Payload, number] {
     throw new MalformedError('malformed encrypted payload: binary/zlib payload: decompressed bytes are not a payload');
   }
 }
+
+/** A well-formed data subject key ID: shown whole in messages (the handle is a pseudonym, not the subject). */
+const SUBJECT_KEY_ID = /^subject\/(dir|vault)\/[0-9a-f]{32}\/[0-9a-f]{16}$/;
 
 /** truncateId cuts a payload's key ID to 16 characters for messages: it may be a pasted key. */
 function truncateId(id: string): string {

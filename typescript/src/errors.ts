@@ -64,6 +64,16 @@ export class UnknownKeyError extends EnvelopeError {
   override readonly reason = 'unknown_key';
 }
 
+/**
+ * A payload was sealed under a data subject's key (key ID `subject/<store>/<handle>/<generation>`,
+ * docs/ERASURE.md), which this package does not support yet: it holds no data subject keys, so it
+ * cannot open the payload, nor tell a live subject from a shredded one. It is an UnknownKeyError,
+ * as in Go when a keyring without data subject keys meets such a payload (keyring.ErrUnknownKey,
+ * reason `unknown_key`), never an ErasedError. The Go codec with keyring/subject, or the codec
+ * server, opens these payloads.
+ */
+export class SubjectKeyNotSupportedError extends UnknownKeyError {}
+
 /** A wrapped data key did not authenticate under the key it names (keyring.ErrUnwrap). */
 export class UnwrapError extends EnvelopeError {
   override readonly reason = 'unwrap';

@@ -16,5 +16,6 @@ export {
   MAX_DATA_KEY_MAX_AGE_MS,
 } from './codec';
 export type { DataKey, Keyring, WrappedKey } from './keyring';
+export { SUBJECT_KEY_ID_PREFIX } from './keyring';
 export { FileKeyring, FILE_KEY_ID_PREFIX, type KeyInfo } from './keyfile';
 export { VaultTransitKeyring, parseKeyId, type VaultTransitOptions, type VaultKeyId } from './vault';

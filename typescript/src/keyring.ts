@@ -12,6 +12,12 @@ export interface DataKey {
   key: KeyObject;
 }
 
+/**
+ * Starts the key ID of a data key wrapped under a data subject's key: `subject/<store>/<handle>/<generation>`
+ * (keyring.SubjectKeyIDPrefix in Go, docs/FORMAT.md). This package holds no such keys yet.
+ */
+export const SUBJECT_KEY_ID_PREFIX = 'subject/';
+
 /** A data key wrapped under the key-encryption key keyId. */
 export interface WrappedKey {
   keyId: string;

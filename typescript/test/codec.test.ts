@@ -7,7 +7,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import type { Payload } from '@temporalio/common';
-import { EnvelopeCodec, FileKeyring, MalformedError, NamespaceError, NotEncryptedError, UnknownKeyError, type DataKey, type Keyring, type WrappedKey } from '../src';
+import {
+  EnvelopeCodec,
+  ErasedError,
+  FileKeyring,
+  MalformedError,
+  NamespaceError,
+  NotEncryptedError,
+  SubjectKeyNotSupportedError,
+  UnknownKeyError,
+  type DataKey,
+  type Keyring,
+  type WrappedKey,
+} from '../src';
 import { marshalPayload } from '../src/format';
 import { jsonPayload, keyFile } from './helpers';
 
@@ -159,6 +171,31 @@ test('decode names the failing payload, and a key the file does not hold is an u
   await assert.rejects(other.decode([jsonPayload('0'), ...sealed]), /codec: decode payload 1: unwrap data key: .*cannot unwrap data key/);
   const renamed = { ...sealed[0], metadata: { ...sealed[0].metadata, 'encryption-key-id': Buffer.from('local/nope') } };
   await assert.rejects(other.decode([renamed]), UnknownKeyError);
+});
+
+test('a payload sealed under a data subject key fails as a data subject key this package does not support, not as erased, before any keyring call', async () => {
+  const file = FileKeyring.fromBytes(readFileSync(keyFile()));
+  const subjectId = 'subject/dir/0123456789abcdef0123456789abcdef/00112233445566aa';
+  // A data key as keyring/subject hands it out: its key ID names the subject's key.
+  const subjectKeyring: Keyring = {
+    newDataKey: async (ns: string) => ({ ...(await file.newDataKey(ns)), keyId: subjectId }),
+    unwrapDataKeys: (ns, keys) => file.unwrapDataKeys(ns, keys),
+  };
+  const [plain] = await new EnvelopeCodec(file).encode([jsonPayload('0')]);
+  const [subject] = await new EnvelopeCodec(subjectKeyring).encode([jsonPayload('1')]);
+  const { kr, calls } = counting(file);
+  await assert.rejects(new EnvelopeCodec(kr).decode([plain, subject]), (e: unknown) => {
+    assert.ok(e instanceof SubjectKeyNotSupportedError);
+    assert.ok(e instanceof UnknownKeyError, 'the meaning of Go with a keyring without data subject keys');
+    assert.ok(!(e instanceof ErasedError), 'nothing says the subject was shredded');
+    assert.equal(e.reason, 'unknown_key');
+    assert.match(e.message, /^codec: decode payload 1: key "subject\/dir\/0123456789abcdef0123456789abcdef\/00112233445566aa" is a data subject's key .*TypeScript workers do not support yet/);
+    return true;
+  });
+  assert.equal(calls.unwrap, 0);
+  // A malformed ID that only starts like one is cut short in the message.
+  const [odd] = await new EnvelopeCodec({ ...subjectKeyring, newDataKey: async (ns: string) => ({ ...(await file.newDataKey(ns)), keyId: 'subject/' + 'x'.repeat(40) }) }).encode([jsonPayload('2')]);
+  await assert.rejects(new EnvelopeCodec(file).decode([odd]), (e: Error) => e instanceof SubjectKeyNotSupportedError && !e.message.includes('x'.repeat(20)));
 });
 
 test('decompression is bounded by maxDecompressedBytes, all payloads of a decode together', async () => {
