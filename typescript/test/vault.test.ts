@@ -57,7 +57,11 @@ async function fakeVault(validTokens = new Set(['root'])): Promise<FakeVault> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   fv.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  fv.close = () => new Promise((resolve) => server.close(() => resolve()));
+  fv.close = () =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections(); // keep-alive sockets of fetch would hold close() open
+    });
   return fv;
 }
 
