@@ -23,8 +23,9 @@
 //
 // # Key sources
 //
-// Each key source is one file of this package (file.go, vaultsource.go) holding
-// its settings, flags, validation and opening; [Config.sources] lists them.
+// Each key source is one file of this package (file.go, vaultsource.go,
+// awskms.go) holding its settings, flags, validation and opening;
+// [Config.sources] lists them.
 // At most one source may be configured. A new source (a cloud KMS) is one
 // new file and one line in that list.
 //
