@@ -129,6 +129,8 @@ func TestNormalizers(t *testing.T) {
 		{"email: German sharp s folds to ss", blindindex.Email, "STRAẞE@example.com", "strasse@example.com"},
 		{"name: inner white space collapsed", blindindex.Name, " ADA \t  Lovelace ", "ada lovelace"},
 		{"name: ligature (NFKC)", blindindex.Name, "ﬁona", "fiona"},
+		{"email: a Cherokee capital stays one spelling", blindindex.Email, "\u13cf@example.com", "\u13cf@example.com"},
+		{"email: a Cherokee small letter folds to the capital", blindindex.Email, "\uab9f@example.com", "\u13cf@example.com"},
 		{"phone: digits only", blindindex.Phone, "+44 (20) 7946-0958", "442079460958"},
 		{"phone: full-width digits", blindindex.Phone, "０２０ ７９４６", "0207946"},
 	} {

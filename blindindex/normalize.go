@@ -84,7 +84,7 @@ func foldNFKC(value string, collapse bool) (string, error) {
 	}
 	s := norm.NFKC.String(value)
 	s = cases.Fold().String(s)
-	s = norm.NFKC.String(s)
+	s = stableFold(norm.NFKC.String(s))
 	if collapse {
 		s = strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " ")
 	} else {
@@ -125,4 +125,45 @@ func NormalizerByName(name string) (Normalizer, bool) {
 		return Phone, true
 	}
 	return nil, false
+}
+
+// stableFold makes folding idempotent where golang.org/x/text's full case
+// folding is not: it maps the Cherokee capitals to their small letters and
+// the small letters back to the capitals (Unicode's CaseFolding.txt folds
+// both to the capitals), so folding a folded string would change it again
+// and one e-mail would have two tokens. A rune of s whose fold is another
+// rune that folds back to it is replaced by the smaller of the two (for
+// Cherokee, the capital), the same for either spelling. ASCII folds stably
+// and is passed through untouched.
+func stableFold(s string) string {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	fold := cases.Fold()
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if r >= utf8.RuneSelf {
+			if f, ok := foldRune(fold, r); ok && f != r {
+				if back, ok := foldRune(fold, f); ok && back == r {
+					r = min(r, f)
+				}
+			}
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// foldRune is fold applied to the single rune r, when the result is a
+// single rune.
+func foldRune(fold cases.Caser, r rune) (rune, bool) {
+	out := fold.String(string(r))
+	f, n := utf8.DecodeRuneInString(out)
+	return f, n == len(out) && f != utf8.RuneError
 }
