@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
 	"github.com/envelopecodec/envelope/blindindex"
-	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/keyconfig"
 )
 
@@ -42,14 +40,8 @@ Flags:
 
 // runBlindIndex implements `codec-server blind-index`.
 func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	fs := flag.NewFlagSet("codec-server blind-index", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, blindIndexUsage); fs.PrintDefaults() }
-	ns := codec.DefaultNamespace
-	if v, ok := lookup("TEMPORAL_NAMESPACE"); ok && v != "" {
-		ns = v
-	}
-	fs.StringVar(&ns, "namespace", ns, "Temporal namespace of the workflows; $TEMPORAL_NAMESPACE when set")
+	fs := commandFlags("codec-server blind-index", blindIndexUsage, stderr)
+	nsFlag := namespaceFlag(fs, lookup, "Temporal namespace of the workflows; $TEMPORAL_NAMESPACE when set")
 	field := fs.String("field", "", "name of the indexed field, as the workers use it (required)")
 	attribute := fs.String("attribute", "", "print the query clause for this Keyword search attribute instead of the tokens")
 	normalize := fs.String("normalize", "", "normaliser: trim, email, name or phone (default: the field's standard one)")
@@ -59,6 +51,7 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
 		return code
 	}
+	ns := *nsFlag
 	usage := func(msg string) int {
 		fmt.Fprintln(stderr, "codec-server blind-index:", msg)
 		return 2

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/envelopecodec/envelope/codec"
 	"github.com/envelopecodec/envelope/keyconfig"
 )
 
@@ -38,6 +39,25 @@ func checkEmptyKeysFile(fset *flag.FlagSet, args []string, lookup func(string) (
 		}
 	}
 	return nil
+}
+
+// commandFlags is the flag set of a subcommand: errors to stderr, and
+// -h prints usage followed by the flags.
+func commandFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	return fs
+}
+
+// namespaceFlag registers --namespace on fs, defaulting to
+// $TEMPORAL_NAMESPACE (as the temporal CLI does) or codec.DefaultNamespace.
+func namespaceFlag(fs *flag.FlagSet, lookup func(string) (string, bool), help string) *string {
+	ns := codec.DefaultNamespace
+	if v, ok := lookup("TEMPORAL_NAMESPACE"); ok && v != "" {
+		ns = v
+	}
+	return fs.String("namespace", ns, help)
 }
 
 // parseCommand parses a subcommand's args into fs, and with lookup the

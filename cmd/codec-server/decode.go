@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,14 +42,8 @@ Flags:
 
 // runDecode implements `codec-server decode [flags] [FILE]`.
 func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	fs := flag.NewFlagSet("codec-server decode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, decodeUsage); fs.PrintDefaults() }
-	ns := codec.DefaultNamespace
-	if v, ok := lookup("TEMPORAL_NAMESPACE"); ok && v != "" {
-		ns = v
-	}
-	fs.StringVar(&ns, "namespace", ns, "namespace the history comes from: envelope/v2 payloads sealed for another namespace fail; $TEMPORAL_NAMESPACE when set")
+	fs := commandFlags("codec-server decode", decodeUsage, stderr)
+	nsFlag := namespaceFlag(fs, lookup, "namespace the history comes from: envelope/v2 payloads sealed for another namespace fail; $TEMPORAL_NAMESPACE when set")
 	view := viewText
 	fs.StringVar(&view, "output", view, "text: JSON payloads shown as their values; json: exact protojson, data in base64 (for tools)")
 	fs.StringVar(&view, "o", view, "short for --output")
@@ -60,6 +53,7 @@ func runDecode(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
 		return code
 	}
+	ns := *nsFlag
 	if fs.NArg() > 1 {
 		fmt.Fprintf(stderr, "codec-server decode: one input file at most, got %d\n", fs.NArg())
 		return 2

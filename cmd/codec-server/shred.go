@@ -129,10 +129,7 @@ type storeCommand struct {
 
 func newStoreCommand(cmd, usage string, stderr io.Writer) *storeCommand {
 	name := "codec-server keys " + cmd
-	c := &storeCommand{name: name, fs: flag.NewFlagSet(name, flag.ContinueOnError), keys: keyconfig.Default(), stderr: stderr}
-	c.fs.SetOutput(stderr)
-	c.fs.Usage = func() { fmt.Fprint(stderr, usage); c.fs.PrintDefaults() }
-	return c
+	return &storeCommand{name: name, fs: commandFlags(name, usage, stderr), keys: keyconfig.Default(), stderr: stderr}
 }
 
 // parse registers the keyring's and the store's flags after the command's
