@@ -100,7 +100,7 @@ func TestAWSKMSKeyring(t *testing.T) {
 	})
 
 	t.Run("the codec refuses default's payloads in namespace payments", func(t *testing.T) {
-		res := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "-o", "json", "--codec-endpoint", cs.URL+"/payments")
+		res := tc.CLI(ctx, "workflow", "show", "-w", r.WorkflowID, "-r", r.RunID, "--detailed", "--codec-endpoint", cs.URL+"/payments")
 		if res.Err == nil {
 			t.Errorf("the CLI succeeded, want a failure:\n%s", res)
 		}

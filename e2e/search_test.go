@@ -109,7 +109,7 @@ func TestExampleStarterSetsEmailIndex(t *testing.T) {
 	assertListed(t, list, []string{r.WorkflowID}, []string{"onboard-" + other.CustomerID})
 	desc := tc.CLI(ctx, "workflow", "describe", "-w", r.WorkflowID, "-o", "json")
 	if desc.Err != nil || !strings.Contains(desc.Stdout, `"`+emailIdx+`"`) {
-		t.Fatalf("workflow describe shows no %s: %s", emailIdx, desc)
+		t.Fatalf("the stored search attributes (workflow describe -o json) hold no %s: %s", emailIdx, desc)
 	}
 	assertNoEmail(t, "workflow describe -o json", desc.Stdout, s.Email)
 }
@@ -166,10 +166,10 @@ func searchFlow(t *testing.T, tc *testenv.Temporal, k searchKeys) {
 		t.Fatal(desc)
 	}
 	assertNoEmail(t, "workflow describe -o json", desc.Stdout, ada)
-	// The CLI prints the attribute's payload data, the JSON string of the
-	// token, in base64.
+	// What Temporal stores and indexes is the token: -o json prints the
+	// attribute's payload data, the JSON string of the token, in base64.
 	if printed := base64.StdEncoding.EncodeToString([]byte(`"` + adaToken + `"`)); !strings.Contains(desc.Stdout, `"`+emailIdx+`"`) || !strings.Contains(desc.Stdout, `"data": "`+printed+`"`) {
-		t.Fatalf("workflow describe does not show %s with the token %s (%s):\n%s", emailIdx, adaToken, printed, desc.Stdout)
+		t.Fatalf("the stored %s is not the token %s (%s):\n%s", emailIdx, adaToken, printed, desc.Stdout)
 	}
 
 	k.rotate(t)
