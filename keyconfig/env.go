@@ -90,7 +90,7 @@ func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 		values := []string{v}
 		if _, rep := f.Value.(Repeatable); rep {
-			values = splitList(v)
+			values = SplitList(v)
 		}
 		for _, v := range values {
 			if err := fs.Set(f.Name, v); err != nil {
@@ -128,7 +128,10 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 	return ApplyEnv(fs, lookup)
 }
 
-func splitList(v string) []string {
+// SplitList splits a comma-separated flag or environment value into its
+// non-empty, trimmed items, as the list flags of this package and of the
+// codec server are read.
+func SplitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

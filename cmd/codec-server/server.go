@@ -541,7 +541,7 @@ func (m *Main) configureAuth(ctx context.Context, scfg *codecserver.Config) erro
 		v, err := codecserver.NewJWTVerifier(ctx, codecserver.JWTConfig{
 			JWKSURL: c.JWKSURL, OIDCIssuer: c.OIDCIssuer, JWKSFile: c.JWKSFile,
 			Issuer: c.JWTIssuer, Audience: c.JWTAudience,
-			Algorithms:       splitComma(c.JWTAlgorithms),
+			Algorithms:       keyconfig.SplitList(c.JWTAlgorithms),
 			PermissionsClaim: c.PermissionsClaim, Skew: c.JWTSkew, Logger: m.logger,
 			PermissionsRegex: c.PermissionsRegex, MaxLifetime: c.JWTMaxLifetime,
 		})
@@ -662,16 +662,6 @@ func (m *Main) Close() error {
 		}
 	})
 	return err
-}
-
-func splitComma(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // ParseNamespaceAliases turns --namespace-alias values NEW=OLD into
