@@ -346,3 +346,23 @@ func TestCompressedPayloadIsBusyOnlyWhenTheServerIs(t *testing.T) {
 		t.Errorf("idle again: status %d, want 200", status)
 	}
 }
+
+// TestAnswersWithEscapedMetadataKeysAreReserved: an answer whose metadata
+// keys need JSON escaping is written by protojson rather than the fast
+// writer; it is reserved from the in-flight budget all the same. Before,
+// that path skipped the reservation: a 200 KiB pass-through payload with
+// a key "é" was answered (200) where the same payload without it got 413.
+func TestAnswersWithEscapedMetadataKeysAreReserved(t *testing.T) {
+	t.Parallel()
+	_, url := newMemServer(t, func(c *codecserver.Config) {
+		c.MaxBodyBytes = 512 << 10
+		c.MaxInFlightBodyBytes = 512 << 10
+	})
+	for _, key := range []string{"plain", "\u00e9"} {
+		p := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("binary/plain"), key: []byte("a")}, Data: make([]byte, 150<<10)}
+		status, _ := rawDo(t, url+"/decode", body(t, []*commonpb.Payload{p}), jsonCT)
+		if status != http.StatusRequestEntityTooLarge {
+			t.Errorf("metadata key %q: status %d, want 413: the answer does not fit one request's share of the budget", key, status)
+		}
+	}
+}

@@ -32,8 +32,13 @@ func marshalPayloads(ps []*commonpb.Payload, reserve func(int64) error) ([]byte,
 		for k, v := range p.Metadata {
 			if !plainJSONString(k) {
 				// Escaping is protojson's: it escapes some characters
-				// (and refuses invalid UTF-8) its own way.
-				return protojson.Marshal(&commonpb.Payloads{Payloads: ps})
+				// (and refuses invalid UTF-8) its own way. Its answer is
+				// reserved like any other (4x the wire form bounds it).
+				all := &commonpb.Payloads{Payloads: ps}
+				if err := reserve(4*int64(proto.Size(all)) + 1024); err != nil {
+					return nil, err
+				}
+				return protojson.Marshal(all)
 			}
 			size += len(k)*2 + 8 + base64.StdEncoding.EncodedLen(len(v))
 		}
