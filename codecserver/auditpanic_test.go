@@ -1,11 +1,9 @@
 package codecserver_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -13,24 +11,6 @@ import (
 
 	"github.com/envelopecodec/envelope/codecserver"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestPanickingRequestIsAudited: a request whose codec panics is answered
 // 500 and still leaves its audit line (status 500, outcome internal), with
@@ -41,7 +21,7 @@ func TestPanickingRequestIsAudited(t *testing.T) {
 	for _, name := range []string{"AuditWriter", "AuditLog"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var buf lockedBuffer
+			var buf syncBuffer
 			_, url := newMemServer(t, func(c *codecserver.Config) {
 				c.Codecs = []converter.PayloadCodec{c.Codec, panicAfterCodec{}}
 				c.Codec = nil

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -225,11 +224,4 @@ func (m *Metrics) registerBudgetGauge(b *byteBudget) {
 		Name: "codec_server_inflight_body_bytes",
 		Help: "Bytes requests hold now (body buffers, parsed objects, decompressed bytes, answers) reserved from --max-inflight-body-bytes.",
 	}, func() float64 { return float64(b.inUse.Load()) }))
-}
-
-// setRetryAfter adds Retry-After to a busy answer.
-func setRetryAfter(w http.ResponseWriter, err error) {
-	if errors.Is(err, errBusy) {
-		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
-	}
 }

@@ -3,6 +3,7 @@ package codecserver_test
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,7 +24,8 @@ func TestDrainKeepsServingWhileNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := codecserver.New(codecserver.Config{Codec: c, Keyring: kr, Unauthenticated: true})
+	var logs syncBuffer
+	srv, err := codecserver.New(codecserver.Config{Codec: c, Keyring: kr, Unauthenticated: true, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +49,13 @@ func TestDrainKeepsServingWhileNotReady(t *testing.T) {
 	}
 	srv.Drain()
 	resp, out := do("GET", "/readyz", nil)
-	if resp.StatusCode != 503 || !strings.Contains(out, "shutting down") {
-		t.Errorf("/readyz while draining: %d %s, want 503 shutting down", resp.StatusCode, out)
+	if resp.StatusCode != 503 || !strings.Contains(out, "shutting down") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("/readyz while draining: %d %s (Retry-After %q), want 503 shutting down with a Retry-After", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+	// Every probe of a balancer during the drain gets that 503: it is the
+	// drain working, logged at INFO, not an ERROR line a second.
+	if strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), `"reason":"not_ready"`) {
+		t.Errorf("the drain's /readyz answer is logged as an error, or not at all:\n%s", logs.String())
 	}
 	_, sealed := do("POST", "/encode", plain)
 	for _, tc := range []struct {

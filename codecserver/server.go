@@ -296,13 +296,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // notice, then shuts the http.Server down.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// errDraining is why /readyz answers 503 during a drain.
+var errDraining = errors.New("draining before shutdown")
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		s.fail(w, r, newError(http.StatusServiceUnavailable, "not_ready", "shutting down", nil))
+		s.fail(w, r, newError(http.StatusServiceUnavailable, "not_ready", "shutting down", errDraining))
 		return
 	}
 	if c, ok := s.cfg.Keyring.(keyring.Checker); ok {
@@ -379,7 +382,6 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			if !errors.As(err, &mbe) && !errors.As(err, &he) {
 				err = newError(http.StatusBadRequest, "bad_request", "cannot read the request body", err)
 			}
-			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}
@@ -398,7 +400,6 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			return
 		}
 		if err := res.take(counts.objects() * codec.ObjectCost); err != nil {
-			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}
@@ -460,7 +461,6 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 			}
 		}
 		if err != nil {
-			setRetryAfter(w, err)
 			s.fail(w, r, err)
 			return
 		}
@@ -468,7 +468,6 @@ func (s *Server) codecHandler(action Action) http.HandlerFunc {
 		if err != nil {
 			var he *Error
 			if errors.As(err, &he) {
-				setRetryAfter(w, err)
 				s.fail(w, r, err)
 				return
 			}
@@ -509,6 +508,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	level := slog.LevelWarn
 	if status >= 500 {
 		level = slog.LevelError
+	}
+	if errors.Is(err, errDraining) {
+		// Every probe of a load balancer during --shutdown-delay gets this:
+		// it is the drain working, not a failure.
+		level = slog.LevelInfo
+	}
+	if status == http.StatusServiceUnavailable && reason != "canceled" {
+		// Every 503 is worth a retry (busy, key service down, timed out,
+		// not ready); say when.
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 	s.cfg.Logger.LogAttrs(r.Context(), level, "request failed",
 		slog.String("request_id", st.id),
