@@ -153,7 +153,7 @@ var failureReasons = []string{
 	"decrypt", "unknown_key", "unwrap", "malformed", "unsupported", "key_permission",
 	"namespace_mismatch", "not_encrypted", "keyring_unavailable", "timeout",
 	"unauthenticated", "forbidden", "namespace", "body_too_large", "too_many_payloads",
-	"too_much_metadata", "busy", "duplicate_header", "unsupported_media_type",
+	"too_much_metadata", "too_large_to_decode", "busy", "duplicate_header", "unsupported_media_type",
 	"already_encrypted", "client_certificate", "host_not_allowed", "bad_request",
 	"not_found", "method_not_allowed", "canceled", "erased", "not_ready", "internal",
 }
