@@ -36,7 +36,7 @@ func (s *VaultSource) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.KubernetesRole, "vault-k8s-role", v.KubernetesRole, "Vault role to log in with the pod's service account token")
 	fs.StringVar(&v.KubernetesTokenPath, "vault-k8s-token-path", v.KubernetesTokenPath, "service account token file (default /var/run/secrets/kubernetes.io/serviceaccount/token)")
 	fs.DurationVar(&v.Timeout, "vault-timeout", v.Timeout, "timeout of one Vault call (default 5s)")
-	fs.Var(retriesValue{&v.MaxRetries}, "vault-max-retries", "retries of a failed Vault call; 0 turns retries off")
+	fs.Var(retriesValue{&v.MaxRetries}, "vault-max-retries", "retries of a failed Vault call; 0 turns retries off (default 2)")
 }
 
 func (s *VaultSource) configured() bool { return s.Address != "" }

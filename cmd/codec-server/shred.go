@@ -18,7 +18,7 @@ const shredUsage = `Usage:
   codec-server keys shred --namespace NS --subject ID --subject-store dir|vault
         [--reference TICKET] [--record-subject] [--by WHO] [--audit-log F] [store and keyring flags]
   codec-server keys readmit --namespace NS --subject ID --subject-store dir|vault
-        [--reference TICKET] [--record-subject] [--audit-log F] [store and keyring flags]
+        [--reference TICKET] [--record-subject] [--by WHO] [--audit-log F] [store and keyring flags]
 
 shred deletes the data subject's key in namespace NS for good and leaves a
 tombstone: every payload sealed for the subject in NS becomes unreadable
