@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,6 +49,11 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	bits := fs.Int("bits", blindindex.DefaultBits, "token length in bits, as the workers use it for the field")
 	keys := keyconfig.Default()
 	keys.Register(fs)
+	if hasUnknownFlag(fs, args) {
+		// The flag package would quote it, and it may be the value.
+		fmt.Fprintln(stderr, "codec-server blind-index: an argument starting with '-' is not a flag of this command (not shown: it may be the value; put VALUE after --)")
+		return 2
+	}
 	if code, ok := parseCommand(fs, args, lookup, stderr); !ok {
 		return code
 	}
@@ -75,9 +81,15 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	value := fs.Arg(0)
 	if value == "-" {
-		line, err := bufio.NewReader(io.LimitReader(stdin, 64<<10)).ReadString('\n')
+		const maxValue = 64 << 10
+		line, err := bufio.NewReader(io.LimitReader(stdin, maxValue+1)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			fmt.Fprintln(stderr, "codec-server blind-index: read standard input:", err)
+			return 1
+		}
+		if len(strings.TrimRight(line, "\r\n")) > maxValue {
+			// A token of the first 64 KiB would find nothing, silently.
+			fmt.Fprintf(stderr, "codec-server blind-index: the value on standard input is longer than %d bytes\n", maxValue)
 			return 1
 		}
 		value = strings.TrimRight(line, "\r\n")
@@ -113,4 +125,30 @@ func runBlindIndex(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 	fmt.Fprintln(stdout, out)
 	return 0
+}
+
+// hasUnknownFlag reports whether args, before "--", hold an argument that
+// looks like a flag fs does not define (a value of its own flag excepted).
+func hasUnknownFlag(fs *flag.FlagSet, args []string) bool {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return false
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "h" || name == "help" {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			return true
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // the flag's value
+		}
+	}
+	return false
 }

@@ -141,6 +141,8 @@ func TestBlindIndexCommandRefusals(t *testing.T) {
 		{"a bad attribute name", []string{"blind-index", "--keys-file", file, "--field", "email", "--attribute", "A') OR ('1", secret}, 1},
 		{"a phone number without digits", []string{"blind-index", "--keys-file", file, "--field", "phone", secret}, 1},
 		{"a missing key file", []string{"blind-index", "--keys-file", filepath.Join(dir, "missing.json"), "--field", "email", secret}, 1},
+		{"a value that looks like a flag", []string{"blind-index", "--keys-file", file, "--field", "email", "-" + secret}, 2},
+		{"the same after the flags' values", []string{"blind-index", "--keys-file=" + file, "--field", "email", "--bits", "64", "--" + secret + "=x"}, 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out, stderr, code := runBinary(t, dir, nil, tt.args...)
@@ -154,6 +156,23 @@ func TestBlindIndexCommandRefusals(t *testing.T) {
 				t.Fatalf("stderr %q, want a line starting with the command", stderr)
 			}
 		})
+	}
+}
+
+// TestBlindIndexRefusesAValueTooLongToRead: a value on standard input
+// longer than the 64 KiB read is refused, never cut to a prefix whose
+// token would silently find nothing.
+func TestBlindIndexRefusesAValueTooLongToRead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "keys.json")
+	runBinary(t, dir, nil, "keys", "new", "--file", file)
+	out, stderr, code := runBinaryStdin(t, dir, strings.Repeat("a", 70_000), "blind-index", "--keys-file", file, "--field", "name", "-")
+	if code != 1 || out != "" || !strings.Contains(stderr, "longer than") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1, nothing printed, saying the value is too long", code, out, stderr)
+	}
+	if _, _, code := runBinaryStdin(t, dir, strings.Repeat("a", 65_536)+"\n", "blind-index", "--keys-file", file, "--field", "name", "-"); code != 0 {
+		t.Fatalf("a value of exactly 64 KiB: exit %d, want 0", code)
 	}
 }
 

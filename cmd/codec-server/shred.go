@@ -163,7 +163,8 @@ func (c *storeCommand) open(ctx context.Context, create bool, check func() error
 	case c.keys.Subjects.Store == "":
 		return nil, nil, c.usageError("--subject-store is required: dir or vault")
 	case c.fs.NArg() > 0:
-		return nil, nil, c.usageError("unexpected argument %q", c.fs.Arg(0))
+		// Not quoted: a stray argument may be (part of) a data subject ID.
+		return nil, nil, c.usageError("%d unexpected arguments (not shown: they may hold a data subject ID; quote an ID with spaces)", c.fs.NArg())
 	}
 	if err := c.keys.ValidateSubjects(); err != nil {
 		return nil, nil, c.fail(2, err)

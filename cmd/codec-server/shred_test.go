@@ -175,3 +175,17 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestShredNeverQuotesAStrayArgument: a subject ID with a space passed
+// unquoted leaves its second word as an argument; the refusal counts the
+// stray arguments and never prints them (they may be personal data).
+func TestShredNeverQuotesAStrayArgument(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, cmd := range []string{"shred", "readmit"} {
+		out, errOut, code := runBinary(t, dir, nil, "keys", cmd, "--namespace", "orders", "--subject-store", "dir", "--subject-dir", filepath.Join(dir, "s"), "--subject", "Ada", "Lovelace@example.com")
+		if code != 2 || strings.Contains(out+errOut, "Lovelace") || !strings.Contains(errOut, "1 unexpected arguments") {
+			t.Errorf("keys %s with a stray argument: exit %d, stdout %q, stderr %q; want 2, counting it without quoting it", cmd, code, out, errOut)
+		}
+	}
+}
