@@ -97,6 +97,9 @@ func (k *Keyring) IndexMACs(ctx context.Context, namespace, field, version strin
 		if err != nil {
 			return "", nil, err
 		}
+		if len(vs) == 0 {
+			return "", nil, fmt.Errorf("vault: blind index: transit key of namespace %q has no usable version: %w", namespace, keyring.ErrUnknownKey)
+		}
 		used = vs[0]
 	}
 	return used, macs, nil
